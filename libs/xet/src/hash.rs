@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Key of the chunk hash: `chunk_hash = blake3_keyed(DATA_KEY, chunk_bytes)`.
-pub const DATA_KEY: [u8; 32] = hex32("6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229");
+pub const DATA_KEY: [u8; 32] =
+    hex32("6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229");
 /// Key of the Merkle tree's internal nodes.
 pub const INTERNAL_NODE_KEY: [u8; 32] =
     hex32("017ec5c7a5472996fd946666b48a02e65ddd536f37c76dd2f86352e64a53713f");
@@ -291,6 +292,15 @@ pub fn range_hash(chunk_hashes: &[MerkleHash]) -> MerkleHash {
     MerkleHash(*hasher.finalize().as_bytes())
 }
 
+/// One chunk in this many (by hash) may be used for a global dedup query.
+pub const GLOBAL_DEDUP_MODULUS: u64 = 1024;
+
+/// Whether a chunk may be used for a global dedup query: the first chunk of a file, or a chunk
+/// whose `u64_le(raw[24..32]) % 1024 == 0` (xet-core `metadata_shard/constants.rs`).
+pub fn is_global_dedup_eligible(hash: &MerkleHash, is_first_chunk: bool) -> bool {
+    is_first_chunk || hash.u64_group(3) % GLOBAL_DEDUP_MODULUS == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,15 +325,27 @@ mod tests {
         let bad = "g".repeat(64);
         assert_eq!(MerkleHash::from_hex(&bad), Err(HexError::Digit('g')));
         let upper = "D8D408E608FB9CA213B9909A65D86D725F2DE4D8D540324BE8A363E7A6E228CB";
-        assert_eq!(MerkleHash::from_hex(upper).map(|h| h.to_hex()), Ok(upper.to_lowercase()));
+        assert_eq!(
+            MerkleHash::from_hex(upper).map(|h| h.to_hex()),
+            Ok(upper.to_lowercase())
+        );
     }
 
     #[test]
     fn internal_node_example() {
-        let a = MerkleHash::from_hex("c28f58387a60d4aa200c311cda7c7f77f686614864f5869eadebf765d0a14a69").unwrap();
-        let b = MerkleHash::from_hex("6e4e3263e073ce2c0e78cc770c361e2778db3b054b98ab65e277fc084fa70f22").unwrap();
+        let a = MerkleHash::from_hex(
+            "c28f58387a60d4aa200c311cda7c7f77f686614864f5869eadebf765d0a14a69",
+        )
+        .expect("valid hex");
+        let b = MerkleHash::from_hex(
+            "6e4e3263e073ce2c0e78cc770c361e2778db3b054b98ab65e277fc084fa70f22",
+        )
+        .expect("valid hex");
         let root = merkle_root(&[(a, 100), (b, 200)]);
-        assert_eq!(root.to_hex(), "be64c7003ccd3cf4357364750e04c9592b3c36705dee76a71590c011766b6c14");
+        assert_eq!(
+            root.to_hex(),
+            "be64c7003ccd3cf4357364750e04c9592b3c36705dee76a71590c011766b6c14"
+        );
     }
 
     #[test]

@@ -14,4 +14,13 @@ pub mod hash;
 pub mod shard;
 pub mod xorb;
 
+pub use cas::{ByteRange, CasJwtInfo, ChunkRange, ReconstructionV1, ReconstructionV2};
+pub use chunk::{ChunkHeader, ChunkRecord, ChunkRecords, CompressionScheme};
+pub use chunking::{ChunkHasher, ChunkInfo, Chunker};
+pub use compression::CompressionPolicy;
 pub use hash::{HexError, MerkleHash};
+pub use shard::{
+    FileDataSequenceEntry, FileInfo, Shard, ShardError, ShardFooter, ShardMeta, XorbChunkEntry,
+    XorbInfo,
+};
+pub use xorb::{SerializedXorb, XorbBuilder, XorbError, XorbFooter, XorbReader};

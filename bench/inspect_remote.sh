@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Remote `zest inspect` of a multi-GB GGUF held by zest-origin (issue 7 "Show it works"):
+# prints the bytes fetched (reconstruction JSON + xorb ranges) against the file size, the number
+# of requests and the wall time, and checks that the remote summary equals the local one.
+#
+# The GGUF is written by the real `gguf` writer: llama metadata, a 150,000-token vocabulary, a
+# pseudo-random F16 embedding tensor of 64 MiB, then zero-filled tensors up to SIZE bytes.
+#
+# Env: ZEST_PYTHON (default <repo>/.venv/bin/python), CARGO_TARGET_DIR (default <repo>/target),
+#      SIZE (default 2 GiB), BENCH_DIR (default /tmp/zest-bench-inspect), PROFILE (debug|release,
+#      default debug), JOBS (cargo -j, default 1).
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+python="${ZEST_PYTHON:-$repo/.venv/bin/python}"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+size="${SIZE:-$((2 * 1024 * 1024 * 1024))}"
+dir="${BENCH_DIR:-/tmp/zest-bench-inspect}"
+profile="${PROFILE:-debug}"
+
+if [[ ! -x "$python" ]]; then
+    echo "error: no Python with gguf at $python (set ZEST_PYTHON)" >&2
+    exit 1
+fi
+"$python" -c "import gguf, numpy" || { echo "error: $python cannot import gguf" >&2; exit 1; }
+
+flags=()
+[[ "$profile" == release ]] && flags=(--release)
+(cd "$repo" && CARGO_TARGET_DIR="$target" cargo build -q -j "${JOBS:-1}" "${flags[@]}" -p zest -p zest-origin)
+zest="$target/$profile/zest"
+origin="$target/$profile/zest-origin"
+
+file="$dir/root/org/model/big.gguf"
+if [[ ! -f "$file" || "$(stat -c %s "$file")" -lt "$((size - (8 << 20)))" ]]; then
+    echo "writing $file (~$size bytes)..." >&2
+    mkdir -p "$(dirname "$file")"
+    "$python" - "$file.tmp" "$size" <<'EOF'
+import sys
+import numpy as np
+import gguf
+
+path, total = sys.argv[1], int(sys.argv[2])
+w = gguf.GGUFWriter(path, "llama")
+w.add_name("zest remote bench")
+w.add_context_length(8192)
+w.add_embedding_length(4096)
+w.add_block_count(32)
+w.add_feed_forward_length(14336)
+w.add_head_count(32)
+w.add_head_count_kv(8)
+w.add_rope_freq_base(500000.0)
+w.add_rope_dimension_count(128)
+w.add_file_type(1)
+tokens = [f"token{i}" for i in range(150000)]
+w.add_tokenizer_model("gpt2")
+w.add_token_list(tokens)
+w.add_token_types([1] * len(tokens))
+w.add_token_merges([f"t{i} k{i}" for i in range(100000)])
+rng = np.random.default_rng(1)
+w.add_tensor("token_embd.weight", rng.standard_normal((8192, 4096)).astype(np.float16))
+left = total - 8192 * 4096 * 2 - (8 << 20)
+i = 0
+while left > 0:
+    rows = min(left // (4096 * 2), 16384)
+    if rows == 0:
+        break
+    w.add_tensor(f"blk.{i}.ffn.weight", np.zeros((rows, 4096), dtype=np.float16))
+    left -= rows * 4096 * 2
+    i += 1
+w.write_header_to_file()
+w.write_kv_data_to_file()
+w.write_tensors_to_file()
+w.close()
+EOF
+    mv "$file.tmp" "$file"
+fi
+file_len="$(stat -c %s "$file")"
+
+log="$dir/origin.log"
+"$origin" --root "$dir/root" --state-dir "$dir/state" --listen 127.0.0.1:0 --log-format json \
+    2> "$log" &
+origin_pid=$!
+trap 'kill "$origin_pid" 2>/dev/null || true' EXIT
+echo "zest-origin indexing $file_len bytes..." >&2
+addr=""
+for _ in $(seq 1 900); do
+    addr="$(grep -o '"message":"zest-origin ready".*' "$log" | grep -o '"addr":"[^"]*"' | head -1 | cut -d'"' -f4 || true)"
+    [[ -n "$addr" ]] && break
+    kill -0 "$origin_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.2
+done
+[[ -n "$addr" ]] || { echo "error: zest-origin not ready after 180 s" >&2; exit 1; }
+
+"$zest" inspect --json "$file" > "$dir/local.json"
+start=$(date +%s.%N)
+HF_ENDPOINT="http://$addr" "$zest" inspect org/model big.gguf --json > "$dir/remote.json"
+end=$(date +%s.%N)
+
+"$python" - "$dir/local.json" "$dir/remote.json" "$start" "$end" <<'EOF'
+import json, sys
+local = json.load(open(sys.argv[1]))
+remote = json.load(open(sys.argv[2]))
+stats = remote.pop("remote")
+assert remote == local, "remote summary differs from the local one"
+secs = float(sys.argv[4]) - float(sys.argv[3])
+pct = stats["bytes_fetched"] * 100 / stats["file_len"]
+print(f"file          {stats['file_len']:>14,} bytes  (header {local['header_len']:,} bytes, "
+      f"{local['tensor_count']} tensors, vocab {local['hyperparameters']['vocab_size']})")
+print(f"prefix parsed {stats['prefix_bytes']:>14,} bytes")
+print(f"fetched       {stats['bytes_fetched']:>14,} bytes  = {pct:.4f}% of the file "
+      f"(target < 1%)  in {stats['requests']} requests, {secs:.2f} s wall")
+print("remote summary == local summary: yes")
+sys.exit(0 if pct < 1 else 1)
+EOF

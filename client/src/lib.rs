@@ -1,0 +1,28 @@
+//! The zest command line's logic; `main.rs` only parses arguments, sets up logging and calls
+//! [`run`]. One module per subcommand.
+
+pub mod cli;
+pub mod demo;
+pub mod env_vars;
+pub mod hash_cmd;
+pub mod hub;
+pub mod inspect;
+pub mod logging;
+pub mod mmap;
+pub mod pull;
+pub mod seed;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Hash(args) => hash_cmd::run(&args, &mut std::io::stdout().lock()),
+        Command::Inspect(args) => inspect::run(&args, &mut std::io::stdout().lock()),
+        Command::Pull(args) => pull::run(&args),
+        Command::Seed(args) => seed::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    }
+}

@@ -1,0 +1,171 @@
+//! The Hugging Face hub cache layout `huggingface_hub` reads (`SPEC-DIGEST.md` §6.4):
+//! `models--{org}--{name}/blobs/{etag}`, `snapshots/{commit}/{path}` relative symlinks to the
+//! blob, `refs/{revision}` holding the commit. Blobs are written as `{etag}.incomplete`,
+//! verified by the caller, fsynced and renamed; refs are written atomically. Every name that
+//! comes from a server is validated (`crate::hub`) before it is joined to a path here.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::hub::{
+    validate_commit, validate_etag, validate_rel_path, validate_repo_id, validate_revision,
+};
+
+/// One repo's folder in the hub cache.
+#[derive(Debug, Clone)]
+pub struct RepoCache {
+    dir: PathBuf,
+}
+
+impl RepoCache {
+    /// `hub_cache/models--org--name` (created).
+    pub fn open(hub_cache: &Path, repo: &str) -> anyhow::Result<Self> {
+        validate_repo_id(repo)?;
+        let dir = hub_cache.join(format!("models--{}", repo.replace('/', "--")));
+        fs::create_dir_all(dir.join("blobs"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `blobs/{etag}`.
+    pub fn blob(&self, etag: &str) -> anyhow::Result<PathBuf> {
+        validate_etag(etag)?;
+        Ok(self.dir.join("blobs").join(etag))
+    }
+
+    /// `blobs/{etag}.incomplete`.
+    pub fn incomplete(&self, etag: &str) -> anyhow::Result<PathBuf> {
+        validate_etag(etag)?;
+        Ok(self.dir.join("blobs").join(format!("{etag}.incomplete")))
+    }
+
+    /// True when the verified blob is already here with the right size.
+    pub fn has_blob(&self, etag: &str, size: u64) -> bool {
+        self.blob(etag)
+            .ok()
+            .and_then(|p| fs::symlink_metadata(p).ok())
+            .is_some_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Fsyncs and renames `blobs/{etag}.incomplete` into place.
+    pub fn commit_blob(&self, etag: &str) -> anyhow::Result<()> {
+        let tmp = self.incomplete(etag)?;
+        let dst = self.blob(etag)?;
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("fsync {}", tmp.display()))?;
+        fs::rename(&tmp, &dst).with_context(|| format!("renaming {}", tmp.display()))?;
+        sync_dir(&self.dir.join("blobs"));
+        Ok(())
+    }
+
+    /// `snapshots/{commit}/{path}` → `../../blobs/{etag}` (one more `../` per folder of `path`).
+    pub fn link_snapshot(&self, commit: &str, path: &str, etag: &str) -> anyhow::Result<PathBuf> {
+        validate_commit(commit)?;
+        validate_rel_path(path)?;
+        validate_etag(etag)?;
+        let snap = self.dir.join("snapshots").join(commit);
+        let link = snap.join(path);
+        let parent = link.parent().context("snapshot path has no parent")?;
+        // Refuse to follow a link planted in a folder of the snapshot.
+        let mut cur = snap.clone();
+        for comp in path.split('/').take(path.split('/').count() - 1) {
+            cur.push(comp);
+            if fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!(
+                    "{} is a symbolic link; refusing to write through it",
+                    cur.display()
+                );
+            }
+        }
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        let depth = path.split('/').count() - 1;
+        let target = format!("{}../../blobs/{etag}", "../".repeat(depth));
+        let tmp = parent.join(format!(
+            ".{}.zest-tmp",
+            link.file_name().and_then(|n| n.to_str()).unwrap_or("link")
+        ));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp)
+            .with_context(|| format!("linking {}", tmp.display()))?;
+        fs::rename(&tmp, &link).with_context(|| format!("linking {}", link.display()))?;
+        Ok(link)
+    }
+
+    /// `refs/{rev}` ← `commit`, atomically.
+    pub fn write_ref(&self, rev: &str, commit: &str) -> anyhow::Result<()> {
+        validate_revision(rev)?;
+        validate_commit(commit)?;
+        let path = self.dir.join("refs").join(rev);
+        let parent = path.parent().context("ref path has no parent")?;
+        fs::create_dir_all(parent)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+        tmp.write_all(commit.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        sync_dir(parent);
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_huggingface_hub() {
+        let t = tempfile::tempdir().expect("tmp");
+        let c = RepoCache::open(t.path(), "acme/m").expect("open");
+        let etag = "a".repeat(64);
+        let commit = "b".repeat(40);
+        fs::write(c.incomplete(&etag).expect("p"), b"x").expect("w");
+        c.commit_blob(&etag).expect("commit");
+        let link = c
+            .link_snapshot(&commit, "sub/dir/f.bin", &etag)
+            .expect("link");
+        assert_eq!(
+            fs::read_link(&link).expect("readlink"),
+            PathBuf::from(format!("../../../../blobs/{etag}"))
+        );
+        assert_eq!(fs::read(&link).expect("read"), b"x");
+        c.write_ref("main", &commit).expect("ref");
+        assert_eq!(
+            fs::read_to_string(t.path().join("models--acme--m/refs/main")).expect("r"),
+            commit
+        );
+    }
+
+    #[test]
+    fn nothing_is_written_outside_the_cache() {
+        let t = tempfile::tempdir().expect("tmp");
+        let c = RepoCache::open(t.path(), "acme/m").expect("open");
+        let etag = "a".repeat(64);
+        let commit = "b".repeat(40);
+        for p in ["../../../x", "/tmp/x", "a/../../x", "a//b"] {
+            assert!(c.link_snapshot(&commit, p, &etag).is_err(), "{p}");
+        }
+        assert!(c.link_snapshot("../x", "f", &etag).is_err());
+        assert!(c.link_snapshot(&commit, "f", "../../etc/passwd").is_err());
+        assert!(c.write_ref("../../x", &commit).is_err());
+        assert!(RepoCache::open(t.path(), "../x").is_err());
+        // A planted link in a snapshot folder is not followed.
+        let snap = t.path().join("models--acme--m/snapshots").join(&commit);
+        fs::create_dir_all(&snap).expect("mkdir");
+        std::os::unix::fs::symlink(t.path(), snap.join("evil")).expect("symlink");
+        assert!(c.link_snapshot(&commit, "evil/f", &etag).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `zest seed`: serves the local xorb store (the ranges `zest pull` kept) over the wire
+//! protocol with `xorbstore::PeerServer`, and announces its holdings to the tracker every
+//! `interval_secs` (a full list each time, after re-scanning the store for ranges that pulls in
+//! other processes added).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use xorbstore::peer::{PeerServer, PeerServerConfig};
+use xorbstore::{Store, StoreConfig};
+
+use crate::env_vars;
+use crate::pull::tracker::{
+    AnnounceRequest, ChunkRange, PeerDescriptor, PeerRole, TrackerClient, XorbHolding,
+};
+
+/// Arguments of `zest seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// Where to listen for peers.
+    #[arg(long, env = env_vars::ZEST_SEED_LISTEN, default_value = "0.0.0.0:7072")]
+    pub listen: String,
+    /// Address to announce (default: the bound listen address).
+    #[arg(long, env = env_vars::ZEST_SEED_ADVERTISE)]
+    pub advertise: Option<String>,
+    /// Tracker base URL.
+    #[arg(long, env = env_vars::ZEST_TRACKER)]
+    pub tracker: Option<String>,
+    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
+    pub tracker_token: Option<String>,
+    /// Local xorb store folder (default `$XDG_CACHE_HOME/zest` or `~/.cache/zest`).
+    #[arg(long, env = env_vars::ZEST_CACHE)]
+    pub zest_cache: Option<PathBuf>,
+    #[arg(long, env = env_vars::ZEST_CACHE_MAX_BYTES, default_value_t = 50 << 30)]
+    pub cache_max_bytes: u64,
+    #[arg(long, env = env_vars::ZEST_PEER_ID)]
+    pub peer_id: Option<String>,
+    /// Longest wait between announces, seconds (the tracker's interval is used when shorter).
+    #[arg(long, default_value_t = 30)]
+    pub announce_secs: u64,
+}
+
+/// Runs `zest seed` until Ctrl-C.
+pub fn run(args: &SeedArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(seed(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
+    let dir = crate::pull::zest_cache_dir(args.zest_cache.clone());
+    let store = Store::open(
+        &dir,
+        StoreConfig {
+            quota_bytes: args.cache_max_bytes,
+        },
+    )
+    .with_context(|| format!("opening {}", dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let peer_id = args
+        .peer_id
+        .clone()
+        .unwrap_or_else(|| format!("seed-{}", addr.port()));
+    let advertise = args.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let server = PeerServer::new(
+        store.clone(),
+        PeerServerConfig::new(peer_id.clone(), wire::Role::Seed),
+    );
+    tracing::info!(%addr, peer_id, "zest seed ready");
+    let announcer = {
+        let tracker = match &args.tracker {
+            Some(t) if !t.is_empty() => Some(TrackerClient::new(t, args.tracker_token.clone())?),
+            _ => None,
+        };
+        let store = store.clone();
+        let max = Duration::from_secs(args.announce_secs.max(1));
+        async move {
+            let Some(t) = tracker else {
+                return std::future::pending::<()>().await;
+            };
+            loop {
+                let s = store.clone();
+                let full = tokio::task::spawn_blocking(move || {
+                    let _ = s.rescan();
+                    s.holdings()
+                })
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(hash, ranges)| XorbHolding {
+                    hash,
+                    ranges: ranges
+                        .into_iter()
+                        .map(|r| ChunkRange {
+                            start: r.start,
+                            end: r.end,
+                        })
+                        .collect(),
+                })
+                .collect::<Vec<_>>();
+                let n = full.len();
+                let req = AnnounceRequest {
+                    peer: PeerDescriptor {
+                        id: peer_id.clone(),
+                        addr: advertise.clone(),
+                        role: PeerRole::Client,
+                        zone: String::new(),
+                        free_bytes: 0,
+                        load: 0,
+                    },
+                    full: Some(full),
+                };
+                let wait = match t.announce(&req).await {
+                    Ok(r) => {
+                        tracing::info!(xorbs = n, "announced");
+                        Duration::from_secs(r.interval_secs.max(1)).min(max)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "announce failed");
+                        Duration::from_secs(2)
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        r = server.serve(listener, shutdown) => r.context("serving peers")?,
+        _ = announcer => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the `zest` binary, run as a separate process.
+
+mod common;
+mod hash;
+mod inspect;
+mod pull;

@@ -1,0 +1,510 @@
+//! `zest pull` and `zest seed` end to end against the real `zest-origin` and `zest-tracker`
+//! binaries on loopback (found next to the `zest` binary: run `cargo build --workspace` first),
+//! and the real `huggingface_hub` reading the cache a pull wrote.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::common::{python, splitmix_data};
+
+const REPO: &str = "acme/tiny";
+
+/// A sibling binary of `zest` (same target folder). Fails clearly when it was not built.
+fn sibling(name: &str) -> PathBuf {
+    let zest = Path::new(env!("CARGO_BIN_EXE_zest"));
+    let p = zest.parent().expect("bin dir").join(name);
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace` first (the pull tests start the real {name})",
+        p.display()
+    );
+    p
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The generated repo (once per test run): ~16 MB over Xet and plain files.
+struct Fixture {
+    root: PathBuf,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempdir_path("fixture");
+        let root = dir.join("root");
+        let mut files = BTreeMap::new();
+        let floats: Vec<u8> = splitmix_data(7_000_000, 11)
+            .chunks(4)
+            .flat_map(|c| [c[0], c[1] & 0x0f, 0x3c, 0])
+            .collect();
+        files.insert(
+            "config.json".to_string(),
+            br#"{"model_type":"tiny"}"#.to_vec(),
+        );
+        files.insert("README.md".to_string(), b"# tiny\n".to_vec());
+        files.insert("model.safetensors".to_string(), floats);
+        files.insert("weights.bin".to_string(), splitmix_data(5_000_000, 12));
+        files.insert(
+            "sub/dir/tiny.gguf".to_string(),
+            splitmix_data(1_500_000, 13),
+        );
+        for (p, d) in &files {
+            let abs = root.join(REPO).join(p);
+            fs::create_dir_all(abs.parent().expect("parent")).expect("mkdir");
+            fs::write(abs, d).expect("write");
+        }
+        Fixture { root, files }
+    })
+}
+
+fn tempdir_path(what: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let d = base.join(format!(
+        "pull-it-{}-{what}-{}",
+        std::process::id(),
+        rand_u32()
+    ));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() as u32
+}
+
+/// A child process that dies with the test (killed on drop).
+struct Proc {
+    child: Child,
+    _stdin: Option<ChildStdin>,
+    pub addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_origin(extra: &[&str]) -> Proc {
+    let f = fixture();
+    let state = tempdir_path("origin-state");
+    let mut child = Command::new(sibling("zest-origin"))
+        .arg("--root")
+        .arg(&f.root)
+        .arg("--state-dir")
+        .arg(&state)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--exit-on-stdin-eof",
+        ])
+        .args(["--workers", "2", "--tree-page-size", "2"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn zest-origin");
+    let stdin = child.stdin.take();
+    let addr = wait_for_line(child.stderr.take().expect("stderr"), "zest-origin ready");
+    Proc {
+        child,
+        _stdin: stdin,
+        addr,
+    }
+}
+
+/// Reads JSON log lines until one has `message == msg`; returns its `addr` field.
+fn wait_for_line(stderr: impl Read + Send + 'static, msg: &'static str) -> String {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["fields"]["message"] == msg {
+                    if let Some(t) = tx.take() {
+                        let _ =
+                            t.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("no {msg:?} log line"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn start_tracker() -> Proc {
+    let port = free_port();
+    let child = Command::new(sibling("zest-tracker"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-auth"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn zest-tracker");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&addr, "/healthz").is_none() {
+        assert!(Instant::now() < deadline, "zest-tracker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc {
+        child,
+        _stdin: None,
+        addr,
+    }
+}
+
+/// Minimal HTTP/1.0 GET; the body on 200.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+}
+
+fn metric(origin: &Proc, name: &str) -> f64 {
+    let text = http_get(&origin.addr, "/metrics").expect("metrics");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// One client's folders.
+struct Client {
+    dir: PathBuf,
+}
+
+impl Client {
+    fn new(what: &str) -> Self {
+        Client {
+            dir: tempdir_path(what),
+        }
+    }
+    fn hf_home(&self) -> PathBuf {
+        self.dir.join("hf")
+    }
+    fn zest_cache(&self) -> PathBuf {
+        self.dir.join("zest")
+    }
+    fn command(&self, origin: &str, tracker: Option<&str>, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_zest"));
+        c.args(args)
+            .env("HF_ENDPOINT", format!("http://{origin}"))
+            .env("HF_HOME", self.hf_home())
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_TOKEN")
+            .env("ZEST_CACHE", self.zest_cache())
+            .env("RUST_LOG", "warn");
+        match tracker {
+            Some(t) => c.env("ZEST_TRACKER", format!("http://{t}")),
+            None => c.env_remove("ZEST_TRACKER"),
+        };
+        c
+    }
+    /// Runs `zest pull REPO --json`; the parsed summary, or the stderr on failure.
+    fn pull(
+        &self,
+        origin: &str,
+        tracker: Option<&str>,
+        extra: &[&str],
+    ) -> Result<serde_json::Value, String> {
+        let mut args = vec!["pull", REPO, "--json"];
+        args.extend_from_slice(extra);
+        let out = self
+            .command(origin, tracker, &args)
+            .output()
+            .expect("run zest pull");
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(serde_json::from_slice(&out.stdout).expect("summary JSON"))
+    }
+    fn snapshot(&self) -> PathBuf {
+        let repo = self.hf_home().join("hub/models--acme--tiny");
+        let commit = fs::read_to_string(repo.join("refs/main")).expect("refs/main");
+        repo.join("snapshots").join(commit)
+    }
+    /// Every fixture file is in the snapshot with the right bytes.
+    fn assert_identical(&self) {
+        let snap = self.snapshot();
+        for (p, d) in &fixture().files {
+            let got = fs::read(snap.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(sha(&got), sha(d), "{p} differs");
+        }
+    }
+    /// No file in the snapshot has wrong bytes (missing is fine).
+    fn assert_nothing_wrong(&self) {
+        let repo = self.hf_home().join("hub/models--acme--tiny");
+        let Ok(commit) = fs::read_to_string(repo.join("refs/main")) else {
+            return;
+        };
+        let snap = repo.join("snapshots").join(commit);
+        for (p, d) in &fixture().files {
+            if let Ok(got) = fs::read(snap.join(p)) {
+                assert_eq!(sha(&got), sha(d), "{p} has wrong bytes");
+            }
+        }
+    }
+}
+
+fn bytes(s: &serde_json::Value, src: &str) -> u64 {
+    s["bytes"][src].as_u64().expect("bytes field")
+}
+
+#[test]
+fn pull_from_origin_is_byte_identical_and_huggingface_hub_loads_it_offline() {
+    let origin = start_origin(&[]);
+    let c = Client::new("plain");
+    let s = c
+        .pull(&origin.addr, None, &["--verify-sha256"])
+        .expect("pull");
+    assert_eq!(s["files"], 5);
+    assert!(bytes(&s, "upstream") > 0);
+    c.assert_identical();
+    // The real client finds every file offline in the cache this pull wrote.
+    let script = r#"
+import hashlib, sys, json
+from huggingface_hub import hf_hub_download, snapshot_download
+out = {}
+for p in sys.argv[1:]:
+    path = hf_hub_download("acme/tiny", p)
+    out[p] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+snapshot_download("acme/tiny")
+print(json.dumps(out))
+"#;
+    let names: Vec<&String> = fixture().files.keys().collect();
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(&names)
+        .env("HF_HOME", c.hf_home())
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_HUB_CACHE")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "huggingface_hub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).expect("json");
+    for (p, d) in &fixture().files {
+        assert_eq!(got[p], sha(d), "{p} as huggingface_hub reads it");
+    }
+    // A second pull into the same cache finds everything present.
+    let s2 = c.pull(&origin.addr, None, &[]).expect("pull again");
+    assert_eq!(s2["files_already_present"], 5);
+    assert_eq!(bytes(&s2, "upstream"), 0);
+}
+
+#[test]
+fn second_pull_with_a_seeding_peer_takes_no_xorb_bytes_from_the_origin() {
+    let origin = start_origin(&[]);
+    let tracker = start_tracker();
+    let a = Client::new("seed-a");
+    let s = a
+        .pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("first pull");
+    assert!(bytes(&s, "upstream") > 0);
+    a.assert_identical();
+
+    let mut seed = a
+        .command(
+            &origin.addr,
+            Some(&tracker.addr),
+            &[
+                "--log-json",
+                "seed",
+                "--listen",
+                "127.0.0.1:0",
+                "--peer-id",
+                "seed-a",
+                "--announce-secs",
+                "1",
+            ],
+        )
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn zest seed");
+    let stderr = seed.stderr.take().expect("stderr");
+    let _seed = Proc {
+        child: seed,
+        _stdin: None,
+        addr: wait_for_line(stderr, "zest seed ready"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let peers = http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
+        if peers.contains("seed-a") && !peers.contains("\"held_xorbs\":0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the seed never announced: {peers}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let before = metric(&origin, "zest_origin_xorb_bytes_served_total");
+    let b = Client::new("seed-b");
+    let s = b
+        .pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("second pull");
+    b.assert_identical();
+    let after = metric(&origin, "zest_origin_xorb_bytes_served_total");
+    assert_eq!(
+        after, before,
+        "the origin served xorb bytes to the second pull: {s}"
+    );
+    assert!(bytes(&s, "peers") > 0, "{s}");
+
+    // Upstream unreachable: the tracker's manifest and the seed still serve the Xet files.
+    let c = Client::new("seed-c");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let s = c
+        .pull(
+            &dead,
+            Some(&tracker.addr),
+            &["--include", "*.safetensors", "--include", "*.bin"],
+        )
+        .expect("fleet-only pull");
+    assert_eq!(s["fleet_only"], true, "{s}");
+    let snap = c.snapshot();
+    for p in ["model.safetensors", "weights.bin"] {
+        assert_eq!(
+            sha(&fs::read(snap.join(p)).expect("file")),
+            sha(&fixture().files[p])
+        );
+    }
+}
+
+#[test]
+fn origin_answering_429_and_500_is_retried() {
+    let origin = start_origin(&[
+        "--fault-500-rate",
+        "0.2",
+        "--fault-429-rate",
+        "0.1",
+        "--fault-seed",
+        "7",
+    ]);
+    let c = Client::new("faults");
+    let s = c.pull(&origin.addr, None, &[]).expect("pull with faults");
+    c.assert_identical();
+    assert!(s["retries"].as_u64().expect("retries") > 0, "{s}");
+}
+
+#[test]
+fn corrupt_xorb_bytes_never_reach_a_file() {
+    let origin = start_origin(&[
+        "--fault-corrupt-rate",
+        "0.2",
+        "--fault-scope",
+        "xorbs",
+        "--fault-seed",
+        "3",
+    ]);
+    let c = Client::new("corrupt");
+    match c.pull(&origin.addr, None, &[]) {
+        Ok(_) => c.assert_identical(),
+        Err(e) => {
+            assert!(e.contains("verification") || e.contains("malformed"), "{e}");
+            c.assert_nothing_wrong();
+        }
+    }
+}
+
+#[test]
+fn interrupted_pull_resumes_and_fetches_only_what_was_missing() {
+    let origin = start_origin(&["--fault-bandwidth-bytes-per-sec", "4000000"]);
+    let c = Client::new("resume");
+    let mut child = c
+        .command(&origin.addr, None, &["pull", REPO, "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pull");
+    let blobs = c.hf_home().join("hub/models--acme--tiny/blobs");
+    let big = sha(&fixture().files["model.safetensors"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Wait until at least one Xet blob is complete, then kill -9.
+    loop {
+        let done: Vec<String> = fs::read_dir(&blobs)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !done.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no blob completed");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "pull ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let served_before = metric(&origin, "zest_origin_xorb_bytes_served_total");
+    let s = c.pull(&origin.addr, None, &[]).expect("resumed pull");
+    c.assert_identical();
+    assert!(s["files_already_present"].as_u64().expect("n") >= 1, "{s}");
+    let served = metric(&origin, "zest_origin_xorb_bytes_served_total") - served_before;
+    let total: usize = fixture().files.values().map(|d| d.len()).sum();
+    assert!(
+        (served as usize) < total,
+        "the resumed pull fetched {served} xorb bytes of {total}"
+    );
+    let _ = big;
+}

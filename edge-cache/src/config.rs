@@ -1,0 +1,120 @@
+//! Command-line flags of `zest-edge`, each with an environment fallback (`ZEST_EDGE_*`,
+//! `ZEST_TRACKER`). The names of every environment variable the edge reads are listed here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of one edge.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "zest-edge", version, about = "zest edge cache and Hugging Face cache-proxy")]
+pub struct Config {
+    /// Folder of the xorb range store (created if missing).
+    #[arg(long, env = "ZEST_EDGE_CACHE_DIR", default_value = "./zest-edge-cache")]
+    pub cache_dir: PathBuf,
+    /// Most bytes the store may use on disk (suffixes K, M, G, T accepted: 10G).
+    #[arg(long, env = "ZEST_EDGE_CACHE_SIZE", default_value = "10G", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// The Hugging Face endpoint proxied.
+    #[arg(long, env = "ZEST_EDGE_UPSTREAM", default_value = "https://huggingface.co")]
+    pub upstream: String,
+    /// Base URL of the zest tracker (announce and lookup); none = no tracker.
+    #[arg(long, env = "ZEST_TRACKER")]
+    pub tracker: Option<String>,
+    /// Bearer token for the tracker.
+    #[arg(long, env = "ZEST_TRACKER_TOKEN")]
+    pub tracker_token: Option<String>,
+    /// HTTP address (cache-proxy, /v1/warm, /metrics, /healthz).
+    #[arg(long, env = "ZEST_EDGE_LISTEN_HTTP", default_value = "127.0.0.1:8081")]
+    pub listen_http: SocketAddr,
+    /// Peer wire-protocol address.
+    #[arg(long, env = "ZEST_EDGE_LISTEN_PEER", default_value = "127.0.0.1:7071")]
+    pub listen_peer: SocketAddr,
+    /// PEM certificate chain for TLS on the peer port (with --tls-key).
+    #[arg(long, env = "ZEST_EDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the peer port (with --tls-cert).
+    #[arg(long, env = "ZEST_EDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// URL clients reach this edge's HTTP port at (used in rewritten URLs); default
+    /// `http://<listen-http>`.
+    #[arg(long, env = "ZEST_EDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `host:port` announced to the tracker for the peer port; default the bound peer address.
+    #[arg(long, env = "ZEST_EDGE_PEER_ADDR")]
+    pub peer_addr: Option<String>,
+    /// Peer id (tracker and wire Handshake); default `edge-<peer port>`.
+    #[arg(long, env = "ZEST_EDGE_PEER_ID")]
+    pub peer_id: Option<String>,
+    /// Zone label sent to the tracker.
+    #[arg(long, env = "ZEST_EDGE_ZONE")]
+    pub zone: Option<String>,
+    /// Largest Xet file whose hash the edge verifies before handing out its reconstruction
+    /// (its compressed bytes are held in memory meanwhile). Larger files are cached with
+    /// structural checks only.
+    #[arg(long, env = "ZEST_EDGE_VERIFY_MAX_FILE_BYTES", default_value = "1G", value_parser = parse_size)]
+    pub verify_max_file_bytes: u64,
+    /// HTTP worker threads (default: number of CPUs, at most 4).
+    #[arg(long, env = "ZEST_EDGE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Log format.
+    #[arg(long, env = "ZEST_EDGE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Exit when stdin closes (tests: the child dies with its parent).
+    #[arg(long, env = "ZEST_EDGE_EXIT_ON_STDIN_EOF")]
+    pub exit_on_stdin_eof: bool,
+}
+
+impl Config {
+    /// A configuration with the defaults, for `cache_dir` and `upstream` (tests, embedding).
+    pub fn new(cache_dir: impl Into<PathBuf>, upstream: impl Into<String>) -> Self {
+        let mut c = Config::parse_from(["zest-edge"]);
+        c.cache_dir = cache_dir.into();
+        c.upstream = upstream.into();
+        c
+    }
+}
+
+/// Parses `123`, `10K`, `64M`, `10G`, `1T` (powers of 1024; an optional trailing `B` or `iB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mul) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad size {s:?} (e.g. 500M, 10G)"))?;
+    n.checked_mul(mul).ok_or_else(|| format!("size {s:?} overflows"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("10K"), Ok(10 << 10));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}

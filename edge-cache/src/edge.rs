@@ -1,0 +1,524 @@
+//! The edge's shared state and its fetch paths: a xorb range from a peer (found through the
+//! tracker) or from the signed upstream URL, coalesced by the store's [`SingleFlight`]; and
+//! file verification: before the edge hands out a reconstruction it fetches the file's ranges,
+//! recomputes the Xet file hash from their chunks and stores them as `FileVerified` only when it
+//! matches, so bytes that fail are never stored or served.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+use wire::{Role, Upstream};
+use xet::cas::{ByteRange, ChunkRange, ReconstructionV1, ReconstructionV2};
+use xet::MerkleHash;
+use xorbstore::peer::{FetchError, FetchOptions, PeerClient, PeerClientConfig, SingleFlight};
+use xorbstore::peer::UpstreamFetcher;
+use xorbstore::{verify_range, Expectation, RangeView, Store, VerificationLevel, MAX_RANGE_BYTES};
+
+use crate::metrics::Metrics;
+use crate::tracker::Tracker;
+use crate::urls::UrlSigner;
+
+/// Most bytes of a reconstruction JSON read from upstream.
+pub const MAX_JSON_BYTES: usize = 64 << 20;
+
+/// One chunk range of a xorb as a reconstruction lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    pub xorb: MerkleHash,
+    pub chunks: ChunkRange,
+    pub bytes: ByteRange,
+    pub url: String,
+}
+
+/// Why a file could not be made available.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("upstream: {0}")]
+    Upstream(String),
+    #[error("verification failed: {0}")]
+    Verification(String),
+}
+
+type FileCell = Arc<OnceCell<Result<Vec<Entry>, FileError>>>;
+
+/// Shared state of one edge.
+#[derive(Debug)]
+pub struct Edge {
+    pub store: Store,
+    pub flights: SingleFlight,
+    /// Hub and CAS calls (no redirects followed, so they reach the client).
+    pub hub: reqwest::Client,
+    /// Xorb range fetches and full-file GETs (redirects followed).
+    pub fetch: reqwest::Client,
+    pub metrics: Metrics,
+    pub signer: UrlSigner,
+    /// Base URL clients reach us at, no trailing slash.
+    pub public_url: String,
+    /// Upstream hub base, no trailing slash.
+    pub upstream: String,
+    pub tracker: Option<Tracker>,
+    pub peer_id: String,
+    pub verify_max_file_bytes: u64,
+    files_inflight: Mutex<HashMap<MerkleHash, FileCell>>,
+    /// Files verified, with their entries (checked against the store before reuse).
+    verified: Mutex<HashMap<MerkleHash, Vec<Entry>>>,
+}
+
+impl Edge {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        metrics: Metrics,
+        signer: UrlSigner,
+        public_url: String,
+        upstream: String,
+        tracker: Option<Tracker>,
+        peer_id: String,
+        verify_max_file_bytes: u64,
+    ) -> Self {
+        let hub = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let fetch = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            flights: SingleFlight::new(store.clone()),
+            store,
+            hub,
+            fetch,
+            metrics,
+            signer,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            upstream: upstream.trim_end_matches('/').to_string(),
+            tracker,
+            peer_id,
+            verify_max_file_bytes,
+            files_inflight: Mutex::default(),
+            verified: Mutex::default(),
+        }
+    }
+
+    /// GETs `url` with `Range: bytes`, no credentials, reading at most the range's length.
+    pub async fn fetch_upstream(&self, url: &str, bytes: ByteRange) -> Result<Bytes, String> {
+        let want = bytes.len();
+        if want == 0 || want > MAX_RANGE_BYTES as u64 {
+            return Err(format!("byte range of {want} bytes refused"));
+        }
+        let started = Instant::now();
+        let resp = self
+            .fetch
+            .get(url)
+            .header(reqwest::header::RANGE, bytes.header_value())
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await
+            .map_err(|e| format!("GET xorb range: {e}"))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::PARTIAL_CONTENT
+            && !(status == reqwest::StatusCode::OK && bytes.start == 0)
+        {
+            return Err(format!("GET xorb range: status {status}"));
+        }
+        let mut buf = BytesMut::with_capacity(want as usize);
+        let mut stream = resp.bytes_stream();
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| format!("reading xorb range: {e}"))?;
+            if (buf.len() + piece.len()) as u64 > want {
+                return Err(format!("upstream sent more than the {want} bytes asked"));
+            }
+            buf.extend_from_slice(&piece);
+        }
+        if buf.len() as u64 != want {
+            return Err(format!(
+                "upstream sent {} of the {want} bytes asked",
+                buf.len()
+            ));
+        }
+        self.metrics.upstream_fetch_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .bytes_fetched
+            .with_label_values(&["upstream"])
+            .inc_by(want);
+        Ok(buf.freeze())
+    }
+
+    /// Tries the peers the tracker names for the range (verified structurally, and against
+    /// `hashes` when given).
+    async fn fetch_from_peers(
+        &self,
+        xorb: &MerkleHash,
+        chunks: Range<u32>,
+        hashes: Option<Vec<MerkleHash>>,
+    ) -> Option<Bytes> {
+        let tracker = self.tracker.as_ref()?;
+        for addr in tracker.lookup(xorb, chunks.clone(), 3).await {
+            let config = PeerClientConfig::new(self.peer_id.clone(), Role::Edge);
+            let client = match tokio::time::timeout(
+                Duration::from_secs(5),
+                PeerClient::connect(addr, config),
+            )
+            .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    tracing::info!(%addr, error = %e, "peer connect failed");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            let expected = match &hashes {
+                Some(h) => Expectation::with_chunk_hashes(h.clone()),
+                None => Expectation::structural(),
+            };
+            match client
+                .fetch_verified(xorb, chunks.clone(), expected, FetchOptions::default())
+                .await
+            {
+                Ok((b, _)) => {
+                    self.metrics
+                        .bytes_fetched
+                        .with_label_values(&["peer"])
+                        .inc_by(b.len() as u64);
+                    return Some(b);
+                }
+                Err(e) => tracing::info!(%addr, error = %e, "peer fetch failed"),
+            }
+        }
+        None
+    }
+
+    /// The bytes of `e`: from a peer when the tracker knows one, else from upstream.
+    pub async fn fetch_entry(&self, e: &Entry) -> Result<Bytes, String> {
+        if let Some(b) = self
+            .fetch_from_peers(&e.xorb, e.chunks.start..e.chunks.end, None)
+            .await
+        {
+            if b.len() as u64 == e.bytes.len() {
+                return Ok(b);
+            }
+        }
+        self.fetch_upstream(&e.url, e.bytes).await
+    }
+
+    /// Chunks of `e` from the store, or fetched once (structural checks) and stored.
+    pub async fn get_entry(&self, e: &Entry) -> Result<RangeView, FetchError> {
+        let range = e.chunks.start..e.chunks.end;
+        if let Some(v) = self.store.get(&e.xorb, range.clone()) {
+            self.metrics.hits.inc();
+            return Ok(v);
+        }
+        self.metrics.misses.inc();
+        let r = self
+            .flights
+            .get_or_fetch(e.xorb, range, Expectation::structural(), || {
+                self.fetch_entry(e)
+            })
+            .await;
+        match &r {
+            Ok(_) => {
+                if let Some(t) = &self.tracker {
+                    t.mark_dirty();
+                }
+            }
+            Err(FetchError::Verification(_)) => self.metrics.verification_failures.inc(),
+            Err(_) => {}
+        }
+        r.map(|(v, _)| v)
+    }
+
+    /// GETs a reconstruction (v2, falling back to v1) of `file` from the CAS at `cas`.
+    pub async fn reconstruction(
+        &self,
+        cas: &str,
+        token: &str,
+        file: &MerkleHash,
+    ) -> Result<ReconstructionV2, String> {
+        for v in ["v2", "v1"] {
+            let resp = self
+                .hub
+                .get(format!("{cas}/{v}/reconstructions/{file}"))
+                .bearer_auth(token)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await
+                .map_err(|e| format!("reconstruction: {e}"))?;
+            let status = resp.status();
+            if v == "v2" && (status == 404 || status == 501) {
+                continue;
+            }
+            if !status.is_success() {
+                return Err(format!("reconstruction: status {status}"));
+            }
+            let body = read_bounded(resp, MAX_JSON_BYTES).await?;
+            return if v == "v2" {
+                serde_json::from_slice(&body).map_err(|e| format!("reconstruction json: {e}"))
+            } else {
+                serde_json::from_slice::<ReconstructionV1>(&body)
+                    .map(ReconstructionV2::from)
+                    .map_err(|e| format!("reconstruction json: {e}"))
+            };
+        }
+        Err("reconstruction: no version answered".into())
+    }
+
+    /// Makes every range of `file` available in the store, verified by the file hash when the
+    /// file's bytes to fetch are at most `verify_max_file_bytes` (else structurally). Returns
+    /// the file's entries. Concurrent calls for one file share the work.
+    pub async fn ensure_file(
+        &self,
+        cas: &str,
+        token: &str,
+        file: &MerkleHash,
+    ) -> Result<Vec<Entry>, FileError> {
+        if let Some(entries) = self.already_verified(file) {
+            return Ok(entries);
+        }
+        let cell: FileCell = {
+            let mut m = self.files_inflight.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(*file).or_default().clone()
+        };
+        let res = cell
+            .get_or_init(|| async {
+                let r = self.verify_file(cas, token, file).await;
+                let outcome = match &r {
+                    Ok(_) => "ok",
+                    Err(FileError::Verification(_)) => "mismatch",
+                    Err(FileError::Upstream(_)) => "error",
+                };
+                self.metrics
+                    .file_verifications
+                    .with_label_values(&[outcome])
+                    .inc();
+                r
+            })
+            .await
+            .clone();
+        {
+            let mut m = self.files_inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if m.get(file).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                m.remove(file);
+            }
+        }
+        res
+    }
+
+    fn already_verified(&self, file: &MerkleHash) -> Option<Vec<Entry>> {
+        let m = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = m.get(file)?;
+        entries
+            .iter()
+            .all(|e| self.store.contains(&e.xorb, e.chunks.start..e.chunks.end))
+            .then(|| entries.clone())
+    }
+
+    async fn verify_file(
+        &self,
+        cas: &str,
+        token: &str,
+        file: &MerkleHash,
+    ) -> Result<Vec<Entry>, FileError> {
+        let rec = self
+            .reconstruction(cas, token, file)
+            .await
+            .map_err(FileError::Upstream)?;
+        let entries = entries_of(&rec);
+        let missing: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| !self.store.contains(&e.xorb, e.chunks.start..e.chunks.end))
+            .collect();
+        let to_fetch: u64 = missing.iter().map(|e| e.bytes.len()).sum();
+        if to_fetch > self.verify_max_file_bytes {
+            // Too big to hold while verifying: structural checks per range.
+            tracing::info!(%file, to_fetch, "file too big to verify by hash; structural checks only");
+            for e in &entries {
+                self.get_entry(e)
+                    .await
+                    .map_err(|e| FileError::Upstream(e.to_string()))?;
+            }
+            return Ok(entries);
+        }
+        // Chunk hashes and lengths per entry: from the store, or from fetched bytes.
+        let mut known: HashMap<(MerkleHash, ChunkRange), (Vec<MerkleHash>, Vec<u32>)> =
+            HashMap::new();
+        let mut fetched: Vec<(Entry, Bytes, Vec<MerkleHash>)> = Vec::new();
+        let mut stored_views: Vec<RangeView> = Vec::new();
+        for e in &entries {
+            if let Some(v) = self.store.get(&e.xorb, e.chunks.start..e.chunks.end) {
+                known.insert(
+                    (e.xorb, e.chunks),
+                    (v.chunk_hashes().to_vec(), v.uncompressed_lens()),
+                );
+                stored_views.push(v);
+            }
+        }
+        let jobs = missing
+            .iter()
+            .filter(|e| !known.contains_key(&(e.xorb, e.chunks)))
+            .map(|e| async move {
+                let b = self.fetch_entry(e).await.map_err(FileError::Upstream)?;
+                let (x, r, bb) = (e.xorb, e.chunks.start..e.chunks.end, b.clone());
+                let meta = tokio::task::spawn_blocking(move || {
+                    verify_range(&x, r, &bb, &Expectation::structural())
+                })
+                .await
+                .map_err(|e| FileError::Upstream(format!("verify task: {e}")))?
+                .map_err(|err| {
+                    self.metrics.verification_failures.inc();
+                    FileError::Verification(format!("xorb {}: {err}", e.xorb))
+                })?;
+                let lens = meta
+                    .raw_ends
+                    .iter()
+                    .scan(0u32, |prev, &end| {
+                        let l = end - *prev;
+                        *prev = end;
+                        Some(l)
+                    })
+                    .collect::<Vec<u32>>();
+                Ok::<_, FileError>(((*e).clone(), b, meta.chunk_hashes, lens))
+            });
+        let results: Vec<_> = futures::stream::iter(jobs).buffer_unordered(4).collect().await;
+        for r in results {
+            let (e, b, hashes, lens) = r?;
+            known.insert((e.xorb, e.chunks), (hashes.clone(), lens));
+            fetched.push((e, b, hashes));
+        }
+        // Recompute the file hash over the terms.
+        let mut chunks: Vec<(MerkleHash, u64)> = Vec::new();
+        for t in &rec.terms {
+            let src = known
+                .iter()
+                .find(|((x, c), _)| *x == t.hash && c.start <= t.range.start && t.range.end <= c.end)
+                .ok_or_else(|| {
+                    FileError::Verification(format!("term {}[{:?}] has no fetch entry", t.hash, t.range))
+                })?;
+            let ((_, c), (hashes, lens)) = src;
+            let a = (t.range.start - c.start) as usize;
+            let b = (t.range.end - c.start) as usize;
+            let mut sum = 0u64;
+            for i in a..b {
+                chunks.push((hashes[i], u64::from(lens[i])));
+                sum += u64::from(lens[i]);
+            }
+            if sum != u64::from(t.unpacked_length) {
+                return Err(FileError::Verification(format!(
+                    "term {} decodes to {sum} bytes, not {}",
+                    t.hash, t.unpacked_length
+                )));
+            }
+        }
+        let got = xet::hash::file_hash(&chunks);
+        if got != *file {
+            self.metrics.verification_failures.inc();
+            return Err(FileError::Verification(format!(
+                "file hash {got} does not match {file}"
+            )));
+        }
+        // Proven: store what was fetched and raise what was held.
+        for (e, b, _) in fetched {
+            let expected = Expectation::structural().file_verified();
+            self.flights
+                .get_or_fetch(e.xorb, e.chunks.start..e.chunks.end, expected, || async move {
+                    Ok(b)
+                })
+                .await
+                .map_err(|err| FileError::Upstream(err.to_string()))?;
+        }
+        for v in stored_views {
+            if v.level() < VerificationLevel::FileVerified {
+                let r = v.range();
+                let _ = self.store.upgrade_level(
+                    &v.xorb(),
+                    r,
+                    v.chunk_hashes(),
+                    VerificationLevel::FileVerified,
+                );
+            }
+        }
+        if let Some(t) = &self.tracker {
+            t.mark_dirty();
+        }
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*file, entries.clone());
+        Ok(entries)
+    }
+}
+
+/// Every (xorb, chunk range, byte range, url) of a reconstruction, without repeats.
+pub fn entries_of(rec: &ReconstructionV2) -> Vec<Entry> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut xorbs: Vec<_> = rec.xorbs.iter().collect();
+    xorbs.sort_by_key(|(h, _)| **h);
+    for (x, fetches) in xorbs {
+        for f in fetches {
+            for r in &f.ranges {
+                if seen.insert((*x, r.chunks)) {
+                    out.push(Entry {
+                        xorb: *x,
+                        chunks: r.chunks,
+                        bytes: r.bytes,
+                        url: f.url.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads a response body, refusing more than `max` bytes.
+pub async fn read_bounded(resp: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(format!("body over {max} bytes"));
+    }
+    let mut buf = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| format!("reading body: {e}"))?;
+        if buf.len() + piece.len() > max {
+            return Err(format!("body over {max} bytes"));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    Ok(buf.freeze())
+}
+
+/// The peer server's [`UpstreamFetcher`]: the edge's bounded upstream GET.
+#[derive(Debug)]
+pub struct EdgeFetcher(pub Arc<Edge>);
+
+impl UpstreamFetcher for EdgeFetcher {
+    fn fetch<'a>(
+        &'a self,
+        _xorb: &'a MerkleHash,
+        _chunks: Range<u32>,
+        upstream: &'a Upstream,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>> {
+        Box::pin(async move {
+            if upstream.byte_end < upstream.byte_start {
+                return Err("reversed byte range".into());
+            }
+            self.0
+                .fetch_upstream(
+                    &upstream.url,
+                    ByteRange::new(upstream.byte_start, upstream.byte_end),
+                )
+                .await
+        })
+    }
+}

@@ -1,0 +1,473 @@
+//! The HTTP side of the edge: the Hugging Face cache-proxy (hub calls forwarded with the
+//! client's own credentials, CAS URLs and xorb URLs rewritten to point here, xorb ranges served
+//! from the store), `POST /v1/warm`, `/metrics` and `/healthz`. Only this module knows actix.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use bytes::Bytes;
+use futures::{stream, TryStreamExt};
+use serde::Deserialize;
+use xet::cas::{parse_range_header, ByteRange, ReconstructionV1, ReconstructionV2};
+use xet::MerkleHash;
+
+use crate::edge::{read_bounded, Edge, Entry, FileError, MAX_JSON_BYTES};
+use crate::urls::{UrlRange, XorbUrl};
+
+/// Most bytes of a request body forwarded upstream.
+pub const MAX_FORWARD_BODY: usize = 16 << 20;
+/// Most bytes of a token response read for rewriting.
+const MAX_TOKEN_BODY: usize = 1 << 20;
+
+/// An HTTP error: a status and `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, message)
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+type Result<T> = std::result::Result<T, HttpError>;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/v1/warm", web::post().to(warm))
+        .route("/xorb/{hash}", web::get().to(xorb))
+        .route("/cas/{seg}/{tail:.*}", web::route().to(cas))
+        .default_service(web::to(hub));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().body("ok\n")
+}
+
+/// Shared with the peer server's stats at scrape time.
+#[derive(Clone, Debug)]
+pub struct PeerStats(pub xorbstore::peer::PeerServer);
+
+async fn metrics(edge: web::Data<Arc<Edge>>, peer: web::Data<PeerStats>) -> HttpResponse {
+    let text = edge.metrics.render(
+        &edge.store.stats(),
+        &edge.flights.stats(),
+        &peer.0.stats(),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+/// Request headers forwarded upstream (the client's own Authorization included).
+fn forward_headers(from: &HeaderMap) -> reqwest::header::HeaderMap {
+    let mut out = reqwest::header::HeaderMap::new();
+    for (k, v) in from {
+        if is_hop_by_hop(k.as_str()) {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            out.append(k, v);
+        }
+    }
+    out
+}
+
+/// Copies response headers back, rewriting upstream URLs in `Link` and `Location` to the edge.
+fn copy_response_headers(edge: &Edge, from: &reqwest::header::HeaderMap, to: &mut HttpResponseBuilder) {
+    for (k, v) in from {
+        let name = k.as_str();
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        let value = match name {
+            "link" | "location" => match v.to_str() {
+                Ok(s) => HeaderValue::from_str(&s.replace(&edge.upstream, &edge.public_url))
+                    .unwrap_or_else(|_| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(HeaderValue::from_static(""))),
+                Err(_) => continue,
+            },
+            _ => match HeaderValue::from_bytes(v.as_bytes()) {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+            to.append_header((n, value));
+        }
+    }
+}
+
+fn status_of(s: reqwest::StatusCode) -> StatusCode {
+    StatusCode::from_u16(s.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// Streams an upstream response back (headers rewritten, length kept, HEAD without body).
+fn stream_back(edge: &Edge, resp: reqwest::Response, head: bool) -> HttpResponse {
+    let mut b = HttpResponse::build(status_of(resp.status()));
+    copy_response_headers(edge, resp.headers(), &mut b);
+    let len = resp.content_length();
+    if head {
+        return match resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+            Some(l) => b.no_chunking(l).body(()),
+            None => b.body(()),
+        };
+    }
+    let body = resp
+        .bytes_stream()
+        .map_err(|e| actix_web::error::ErrorBadGateway(e.to_string()));
+    match len {
+        Some(l) => b.body(SizedStream::new(l, body)),
+        None => b.streaming(body),
+    }
+}
+
+/// Everything else: the hub API, forwarded to upstream with the client's credentials.
+async fn hub(edge: web::Data<Arc<Edge>>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let started = Instant::now();
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let url = format!("{}{pq}", edge.upstream);
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method"))?;
+    let path = req.path();
+    let is_token = path.starts_with("/api/")
+        && (path.contains("/xet-read-token/") || path.contains("/xet-write-token/"));
+    let is_file_get = method == reqwest::Method::GET && path.contains("/resolve/");
+    let client = if is_file_get { &edge.fetch } else { &edge.hub };
+    let mut rb = client
+        .request(method.clone(), &url)
+        .headers(forward_headers(req.headers()));
+    if !body.is_empty() {
+        rb = rb.body(body);
+    }
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| HttpError::bad_gateway(format!("upstream: {e}")))?;
+    let route = if is_token { "token" } else if is_file_get { "file" } else { "hub" };
+    let out = if is_token && resp.status().is_success() {
+        rewrite_token(&edge, resp).await?
+    } else {
+        stream_back(&edge, resp, req.method() == Method::HEAD)
+    };
+    edge.metrics
+        .request_seconds
+        .with_label_values(&[route])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+/// The token response with its CAS URL (header and JSON) pointing at the edge.
+async fn rewrite_token(edge: &Edge, resp: reqwest::Response) -> Result<HttpResponse> {
+    let status = status_of(resp.status());
+    let headers = resp.headers().clone();
+    let body = read_bounded(resp, MAX_TOKEN_BODY)
+        .await
+        .map_err(HttpError::bad_gateway)?;
+    let cas_for = |u: &str| format!("{}/cas/{}", edge.public_url, edge.signer.cas_segment(u));
+    let mut b = HttpResponse::build(status);
+    for (k, v) in &headers {
+        let name = k.as_str();
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        let value = if name == "x-xet-cas-url" {
+            match v.to_str() {
+                Ok(s) => HeaderValue::from_str(&cas_for(s)).ok(),
+                Err(_) => None,
+            }
+        } else {
+            HeaderValue::from_bytes(v.as_bytes()).ok()
+        };
+        if let (Some(v), Ok(n)) = (value, HeaderName::from_bytes(name.as_bytes())) {
+            b.append_header((n, v));
+        }
+    }
+    let out = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut v) => {
+            if let Some(s) = v.get("casUrl").and_then(|s| s.as_str()).map(str::to_string) {
+                v["casUrl"] = serde_json::Value::String(cas_for(&s));
+            }
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        Err(_) => body,
+    };
+    Ok(b.body(out))
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::to_string)
+}
+
+/// Requests under a rewritten CAS URL.
+async fn cas(
+    edge: web::Data<Arc<Edge>>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let started = Instant::now();
+    let (seg, tail) = path.into_inner();
+    let cas = edge
+        .signer
+        .decode_cas_segment(&seg)
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "unknown CAS"))?;
+    if tail == "v1/telemetry" {
+        return Ok(HttpResponse::Ok().finish());
+    }
+    let recon = tail
+        .strip_prefix("v2/reconstructions/")
+        .map(|h| ("v2", h))
+        .or_else(|| tail.strip_prefix("v1/reconstructions/").map(|h| ("v1", h)));
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let url = format!("{cas}/{tail}{query}");
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method"))?;
+    let mut rb = edge.hub.request(method, &url).headers(forward_headers(req.headers()));
+    if !body.is_empty() {
+        rb = rb.body(body);
+    }
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| HttpError::bad_gateway(format!("CAS: {e}")))?;
+    let Some((version, hash)) = recon.filter(|_| resp.status().is_success() && req.method() == Method::GET) else {
+        return Ok(stream_back(&edge, resp, req.method() == Method::HEAD));
+    };
+    let file = MerkleHash::from_hex(hash)
+        .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad file hash"))?;
+    let token = bearer(&req).unwrap_or_default();
+    let body = read_bounded(resp, MAX_JSON_BYTES)
+        .await
+        .map_err(HttpError::bad_gateway)?;
+    let rec: ReconstructionV2 = if version == "v2" {
+        serde_json::from_slice(&body)
+    } else {
+        serde_json::from_slice::<ReconstructionV1>(&body).map(ReconstructionV2::from)
+    }
+    .map_err(|e| HttpError::bad_gateway(format!("reconstruction json: {e}")))?;
+    // Fetch and verify the whole file before handing out URLs to it.
+    edge.ensure_file(&cas, &token, &file).await.map_err(|e| match e {
+        FileError::Verification(m) => {
+            tracing::error!(%file, error = %m, "upstream bytes failed verification");
+            HttpError::bad_gateway(format!("upstream bytes failed verification: {m}"))
+        }
+        FileError::Upstream(m) => {
+            tracing::warn!(%file, error = %m, "fetching file failed");
+            HttpError::bad_gateway(m)
+        }
+    })?;
+    let rewritten = rewrite_reconstruction(&edge, rec);
+    let out = if version == "v2" {
+        serde_json::to_vec(&rewritten)
+    } else {
+        serde_json::to_vec(&rewritten.to_v1())
+    }
+    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    edge.metrics
+        .request_seconds
+        .with_label_values(&["reconstruction"])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(out))
+}
+
+/// Every `url` of `rec` replaced by an edge xorb URL carrying the ranges and the signed URL.
+pub fn rewrite_reconstruction(edge: &Edge, mut rec: ReconstructionV2) -> ReconstructionV2 {
+    for (xorb, fetches) in rec.xorbs.iter_mut() {
+        for f in fetches.iter_mut() {
+            let x = XorbUrl {
+                xorb: *xorb,
+                upstream: std::mem::take(&mut f.url),
+                ranges: f
+                    .ranges
+                    .iter()
+                    .map(|r| UrlRange {
+                        chunks: r.chunks,
+                        bytes: r.bytes,
+                    })
+                    .collect(),
+            };
+            f.url = format!("{}{}", edge.public_url, edge.signer.xorb_path(&x));
+        }
+    }
+    rec
+}
+
+/// GET of a rewritten xorb URL: the asked byte ranges, from the store or fetched once.
+async fn xorb(
+    edge: web::Data<Arc<Edge>>,
+    req: HttpRequest,
+    hash: web::Path<String>,
+) -> Result<HttpResponse> {
+    let started = Instant::now();
+    let x = edge
+        .signer
+        .decode_xorb(&hash, req.uri().query().unwrap_or(""))
+        .map_err(|e| HttpError::new(StatusCode::FORBIDDEN, e))?;
+    let asked: Vec<ByteRange> = match req.headers().get("range").map(|v| v.to_str()) {
+        Some(Ok(v)) => parse_range_header(v, None)
+            .map_err(|e| HttpError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string()))?,
+        Some(Err(_)) => return Err(HttpError::new(StatusCode::BAD_REQUEST, "bad Range")),
+        None if x.ranges.len() == 1 => vec![x.ranges[0].bytes],
+        None => return Err(HttpError::new(StatusCode::BAD_REQUEST, "Range required")),
+    };
+    let mut parts: Vec<(ByteRange, Bytes)> = Vec::with_capacity(asked.len());
+    for want in asked {
+        let r = x
+            .ranges
+            .iter()
+            .find(|r| r.bytes.start <= want.start && want.start <= r.bytes.end)
+            .ok_or_else(|| {
+                HttpError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range outside the signed ranges")
+            })?;
+        let end = want.end.min(r.bytes.end);
+        if want.end != u64::MAX && want.end > r.bytes.end {
+            return Err(HttpError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range crosses signed ranges",
+            ));
+        }
+        let entry = Entry {
+            xorb: x.xorb,
+            chunks: r.chunks,
+            bytes: r.bytes,
+            url: x.upstream.clone(),
+        };
+        let view = edge.get_entry(&entry).await.map_err(|e| {
+            tracing::warn!(xorb = %x.xorb, error = %e, "xorb range unavailable");
+            HttpError::bad_gateway(e.to_string())
+        })?;
+        if view.len() as u64 != r.bytes.len() {
+            return Err(HttpError::bad_gateway(format!(
+                "stored range is {} bytes, the URL says {}",
+                view.len(),
+                r.bytes.len()
+            )));
+        }
+        let off = (want.start - r.bytes.start) as usize;
+        let len = (end - want.start + 1) as usize;
+        let bytes = view.into_bytes().slice(off..off + len);
+        parts.push((ByteRange::new(want.start, end), bytes));
+    }
+    let total: u64 = parts.iter().map(|(_, b)| b.len() as u64).sum();
+    edge.metrics
+        .bytes_served
+        .with_label_values(&["http"])
+        .inc_by(total);
+    let resp = if parts.len() == 1 {
+        let (r, b) = parts.pop().expect("one part");
+        let mut resp = if req.headers().contains_key("range") {
+            HttpResponse::PartialContent()
+        } else {
+            HttpResponse::Ok()
+        };
+        if req.headers().contains_key("range") {
+            resp.insert_header(("content-range", format!("bytes {}-{}/*", r.start, r.end)));
+        }
+        resp.content_type("application/octet-stream").body(b)
+    } else {
+        let boundary = format!("zest{:016x}", rand::random::<u64>());
+        let mut pieces: Vec<Bytes> = Vec::with_capacity(parts.len() * 3 + 1);
+        for (r, b) in parts {
+            pieces.push(Bytes::from(format!(
+                "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {}-{}/*\r\n\r\n",
+                r.start, r.end
+            )));
+            pieces.push(b);
+        }
+        pieces.push(Bytes::from(format!("\r\n--{boundary}--\r\n")));
+        let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let body = stream::iter(pieces.into_iter().map(Ok::<_, actix_web::Error>));
+        HttpResponse::PartialContent()
+            .content_type(format!("multipart/byteranges; boundary={boundary}"))
+            .body(SizedStream::new(len, body))
+    };
+    edge.metrics
+        .request_seconds
+        .with_label_values(&["xorb"])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+/// `POST /v1/warm` body.
+#[derive(Debug, Deserialize)]
+pub struct WarmRequest {
+    pub repo: String,
+    #[serde(default = "main_rev")]
+    pub revision: String,
+    /// `model` (default), `dataset` or `space`.
+    #[serde(default)]
+    pub repo_type: Option<String>,
+}
+
+fn main_rev() -> String {
+    "main".into()
+}
+
+async fn warm(
+    edge: web::Data<Arc<Edge>>,
+    req: HttpRequest,
+    body: web::Json<WarmRequest>,
+) -> Result<HttpResponse> {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let out = crate::warm::warm(&edge, &body, auth.as_deref())
+        .await
+        .map_err(HttpError::bad_gateway)?;
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,183 @@
+//! `zest-edge`: the edge cache. Keeps verified xorb chunk ranges on local disk (`xorbstore`),
+//! serves them to peers over the wire protocol and to unmodified Hugging Face clients as an
+//! `HF_ENDPOINT` cache-proxy, warms revisions on request and announces what it holds to the
+//! tracker. [`run`] takes bound listeners and a shutdown signal; the binary only parses flags.
+
+pub mod config;
+pub mod edge;
+pub mod http;
+pub mod metrics;
+pub mod tracker;
+pub mod urls;
+pub mod warm;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use wire::Role;
+use xorbstore::peer::{PeerServer, PeerServerConfig};
+use xorbstore::{Store, StoreConfig};
+
+pub use config::Config;
+use edge::{Edge, EdgeFetcher};
+use metrics::Metrics;
+use tracker::{PeerDesc, Tracker};
+use urls::UrlSigner;
+
+/// The bound sockets of an edge.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTP (non-blocking std listener, as actix takes it).
+    pub http: std::net::TcpListener,
+    /// Peer wire protocol.
+    pub peer: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses of `config`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let http = std::net::TcpListener::bind(config.listen_http)
+            .with_context(|| format!("binding {}", config.listen_http))?;
+        http.set_nonblocking(true).context("http listener")?;
+        let peer = tokio::net::TcpListener::bind(config.listen_peer)
+            .await
+            .with_context(|| format!("binding {}", config.listen_peer))?;
+        Ok(Listeners { http, peer })
+    }
+}
+
+/// The URL signing key, kept in the cache folder so URLs handed out survive a restart.
+fn load_key(dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join("edge-url-key");
+    if let Ok(b) = std::fs::read(&path) {
+        if let Ok(k) = <[u8; 32]>::try_from(b.as_slice()) {
+            return Ok(k);
+        }
+    }
+    let key: [u8; 32] = rand::random();
+    xorbstore::fsutil::write_atomic(&path, &key)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+/// Runs the edge until `shutdown` completes.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let http_addr = listeners.http.local_addr().context("http address")?;
+    let peer_addr = listeners.peer.local_addr().context("peer address")?;
+    std::fs::create_dir_all(&config.cache_dir)
+        .with_context(|| format!("creating {}", config.cache_dir.display()))?;
+    let dir = config.cache_dir.clone();
+    let quota = config.cache_size;
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(&dir, StoreConfig { quota_bytes: quota })
+    })
+    .await
+    .context("store task")?
+    .context("opening the store")?;
+    let key = load_key(&config.cache_dir)?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    let peer_id = config
+        .peer_id
+        .clone()
+        .unwrap_or_else(|| format!("edge-{}", peer_addr.port()));
+    let metrics = Metrics::new();
+    let tracker = config.tracker.as_deref().map(|t| {
+        Tracker::new(
+            t,
+            config.tracker_token.clone(),
+            PeerDesc {
+                id: peer_id.clone(),
+                addr: config
+                    .peer_addr
+                    .clone()
+                    .unwrap_or_else(|| peer_addr.to_string()),
+                role: "edge".into(),
+                zone: config.zone.clone(),
+                free_bytes: 0,
+                load: 0,
+            },
+            metrics.clone(),
+        )
+    });
+    let edge = Arc::new(Edge::new(
+        store.clone(),
+        metrics,
+        UrlSigner::new(key),
+        public_url.clone(),
+        config.upstream.clone(),
+        tracker.clone(),
+        peer_id.clone(),
+        config.verify_max_file_bytes,
+    ));
+
+    let mut pcfg = PeerServerConfig::new(peer_id.clone(), Role::Edge);
+    pcfg.upstream = Some(Arc::new(EdgeFetcher(edge.clone())));
+    if let (Some(c), Some(k)) = (&config.tls_cert, &config.tls_key) {
+        pcfg.tls = Some(
+            xorbstore::peer::tls::server_config_from_pem(c, k).context("TLS for the peer port")?,
+        );
+    }
+    let peer = PeerServer::with_single_flight(edge.flights.clone(), pcfg);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(t) = tracker {
+        tokio::spawn(t.run(store.clone(), stop_rx.clone()));
+    }
+    let mut peer_stop = stop_rx.clone();
+    let peer_task = {
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = peer_stop.wait_for(|s| *s).await;
+            };
+            peer.serve(listeners.peer, stopped).await
+        })
+    };
+
+    let workers = config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(4)
+    });
+    let edge_data = web::Data::new(edge.clone());
+    let peer_data = web::Data::new(http::PeerStats(peer.clone()));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(edge_data.clone())
+            .app_data(peer_data.clone())
+            .app_data(web::PayloadConfig::new(http::MAX_FORWARD_BODY))
+            .app_data(web::JsonConfig::default().limit(1 << 20))
+            .configure(http::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .client_request_timeout(Duration::from_secs(60))
+    .listen(listeners.http)
+    .context("listening")?
+    .run();
+    tracing::info!(http = %http_addr, peer = %peer_addr, %public_url, upstream = %config.upstream, "zest-edge ready");
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        handle.stop(true).await;
+    });
+    server.await.context("http server")?;
+    match peer_task.await {
+        Ok(r) => r.context("peer server")?,
+        Err(e) => tracing::warn!(error = %e, "peer server task"),
+    }
+    Ok(())
+}

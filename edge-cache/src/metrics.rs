@@ -1,0 +1,173 @@
+//! Every Prometheus metric of `zest-edge` (`zest_edge_*`), in one registry per edge. Store and
+//! peer-server counters are copied in at scrape time from their own stats.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use xorbstore::peer::{PeerServerStats, SingleFlightStats};
+use xorbstore::StoreStats;
+
+/// The edge's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Xorb range requests answered from the store.
+    pub hits: IntCounter,
+    /// Xorb range requests that had to fetch.
+    pub misses: IntCounter,
+    /// Bytes served, by protocol (`http`, `peer`).
+    pub bytes_served: IntCounterVec,
+    /// Bytes fetched from upstream (xorb ranges), by source (`upstream`, `peer`).
+    pub bytes_fetched: IntCounterVec,
+    /// Fetches that waited for another request's fetch.
+    pub coalesced: IntGauge,
+    /// Ranges evicted.
+    pub evictions: IntGauge,
+    /// Bytes used on disk.
+    pub disk_bytes: IntGauge,
+    /// Ranges held.
+    pub ranges: IntGauge,
+    /// Open HTTP and peer connections.
+    pub open_connections: IntCounterVec,
+    /// Open peer connections.
+    pub peer_connections_open: IntGauge,
+    /// Files whose Xet hash was verified, and failures.
+    pub file_verifications: IntCounterVec,
+    /// Upstream fetches rejected by verification.
+    pub verification_failures: IntCounter,
+    /// Tracker calls, by kind and outcome.
+    pub tracker_calls: IntCounterVec,
+    /// HTTP request latency, by route kind.
+    pub request_seconds: prometheus::HistogramVec,
+    /// Wall time of upstream range fetches.
+    pub upstream_fetch_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let c = |name: &str, help: &str| {
+            let m = IntCounter::new(name, help).expect("metric");
+            registry.register(Box::new(m.clone())).expect("register");
+            m
+        };
+        let cv = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+            registry.register(Box::new(m.clone())).expect("register");
+            m
+        };
+        let g = |name: &str, help: &str| {
+            let m = IntGauge::new(name, help).expect("metric");
+            registry.register(Box::new(m.clone())).expect("register");
+            m
+        };
+        let hits = c("zest_edge_hits_total", "xorb range requests answered from the store");
+        let misses = c("zest_edge_misses_total", "xorb range requests that had to be fetched");
+        let bytes_served = cv(
+            "zest_edge_bytes_served_total",
+            "bytes of xorb ranges served, by protocol",
+            &["protocol"],
+        );
+        let bytes_fetched = cv(
+            "zest_edge_bytes_fetched_total",
+            "bytes of xorb ranges fetched, by source",
+            &["source"],
+        );
+        let coalesced = g(
+            "zest_edge_coalesced_requests_total",
+            "fetches that waited for another request's fetch (single flight)",
+        );
+        let evictions = g("zest_edge_evictions_total", "ranges evicted to stay under the quota");
+        let disk_bytes = g("zest_edge_disk_bytes", "bytes used by the store on disk");
+        let ranges = g("zest_edge_ranges", "ranges held by the store");
+        let open_connections = cv(
+            "zest_edge_connections_total",
+            "connections accepted, by protocol",
+            &["protocol"],
+        );
+        let peer_connections_open = g("zest_edge_open_connections", "open peer connections");
+        let file_verifications = cv(
+            "zest_edge_file_verifications_total",
+            "Xet files verified by file hash, by outcome",
+            &["outcome"],
+        );
+        let verification_failures = c(
+            "zest_edge_verification_failures_total",
+            "fetched ranges rejected by verification",
+        );
+        let tracker_calls = cv(
+            "zest_edge_tracker_calls_total",
+            "tracker calls, by kind and outcome",
+            &["kind", "outcome"],
+        );
+        let request_seconds = prometheus::HistogramVec::new(
+            HistogramOpts::new("zest_edge_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+            &["route"],
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(request_seconds.clone()))
+            .expect("register");
+        let upstream_fetch_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "zest_edge_upstream_fetch_duration_seconds",
+                "upstream xorb range fetch time",
+            )
+            .buckets(vec![0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(upstream_fetch_seconds.clone()))
+            .expect("register");
+        Metrics {
+            registry,
+            hits,
+            misses,
+            bytes_served,
+            bytes_fetched,
+            coalesced,
+            evictions,
+            disk_bytes,
+            ranges,
+            open_connections,
+            peer_connections_open,
+            file_verifications,
+            verification_failures,
+            tracker_calls,
+            request_seconds,
+            upstream_fetch_seconds,
+        }
+    }
+
+    /// Copies the library counters in and renders the text format.
+    pub fn render(
+        &self,
+        store: &StoreStats,
+        flights: &SingleFlightStats,
+        peer: &PeerServerStats,
+    ) -> String {
+        self.evictions.set(store.evictions as i64);
+        self.disk_bytes.set(store.disk_bytes as i64);
+        self.ranges.set(store.ranges as i64);
+        self.coalesced.set(flights.coalesced as i64);
+        self.peer_connections_open
+            .set(peer.connections_open as i64);
+        let served = self.bytes_served.with_label_values(&["peer"]);
+        served.inc_by(peer.bytes_served.saturating_sub(served.get()));
+        let conns = self.open_connections.with_label_values(&["peer"]);
+        conns.inc_by(peer.connections_total.saturating_sub(conns.get()));
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

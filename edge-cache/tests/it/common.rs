@@ -1,0 +1,329 @@
+//! Shared fixture: a small generated repo, in-process zest-origin servers, zest-edge processes,
+//! metric readers and the Python client runner.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub const REPO: &str = "acme/tiny";
+
+/// xorshift64* bytes.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn float_like(seed: u64, len: usize) -> Vec<u8> {
+    pseudo_random(seed, len)
+        .chunks(4)
+        .flat_map(|c| {
+            let v = [c[0], c.get(1).copied().unwrap_or(0) & 7, 0x3c, 0];
+            v.into_iter().take(c.len())
+        })
+        .collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The generated repo: `root/acme/tiny/...`, and sha256 by path.
+#[derive(Debug)]
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub files: BTreeMap<String, String>,
+}
+
+pub fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join(format!("edge-it-{}", std::process::id()));
+        if let Ok(entries) = fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = n.strip_prefix("edge-it-") {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+        let root = dir.join("root");
+        let mut files = BTreeMap::new();
+        let shared = pseudo_random(4, 1_200_000);
+        let contents: Vec<(&str, Vec<u8>)> = vec![
+            ("config.json", b"{\"model_type\": \"zest-edge-test\"}\n".to_vec()),
+            ("README.md", b"# tiny\n".to_vec()),
+            ("model.safetensors", float_like(2, 3_000_000)),
+            ("a.bin", [shared.as_slice(), &pseudo_random(5, 600_000)].concat()),
+            ("sub/b.bin", [shared.as_slice(), &pseudo_random(6, 900_000)].concat()),
+        ];
+        for (p, data) in contents {
+            let abs = root.join(REPO).join(p);
+            fs::create_dir_all(abs.parent().expect("parent")).expect("mkdir");
+            fs::write(&abs, &data).expect("write");
+            files.insert(p.to_string(), sha256_hex(&data));
+        }
+        Fixture { dir, root, files }
+    })
+}
+
+/// A zest-origin served in-process on its own runtime thread.
+#[derive(Debug)]
+pub struct Origin {
+    pub base: String,
+}
+
+impl Origin {
+    pub fn start(faults: impl FnOnce(&mut zest_origin::config::FaultConfig)) -> Origin {
+        let f = fixture();
+        let state = tempfile::tempdir_in(&f.dir).expect("state").keep();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = zest_origin::Config::new(&f.root);
+        config.state_dir = Some(state);
+        config.workers = Some(2);
+        faults(&mut config.faults);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let _ = zest_origin::run(listener, config, std::future::pending::<()>()).await;
+            });
+        });
+        let base = format!("http://{addr}");
+        for _ in 0..600 {
+            if let Ok(r) = client().get(format!("{base}/healthz")).send() {
+                if r.status().is_success() {
+                    return Origin { base };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("zest-origin did not start");
+    }
+
+    pub fn metric(&self, series: &str) -> f64 {
+        metric(&self.base, series)
+    }
+
+    pub fn xorb_bytes(&self) -> f64 {
+        self.metric("zest_origin_xorb_bytes_served_total")
+    }
+}
+
+/// Value of a metric series (`name{labels}` as exposed) at `base/metrics`, 0 if absent.
+pub fn metric(base: &str, series: &str) -> f64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// A running zest-edge process.
+#[derive(Debug)]
+pub struct Edge {
+    pub base: String,
+    pub peer_addr: String,
+    pub cache: PathBuf,
+    child: Mutex<Child>,
+    _stdin: Mutex<Option<ChildStdin>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Edge {
+    pub fn start(upstream: &str, cache: &Path, extra: &[&str]) -> Edge {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zest-edge"))
+            .arg("--cache-dir")
+            .arg(cache)
+            .args([
+                "--upstream",
+                upstream,
+                "--listen-http",
+                "127.0.0.1:0",
+                "--listen-peer",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--exit-on-stdin-eof",
+                "--workers",
+                "2",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("ZEST_TRACKER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zest-edge");
+        let stdin = child.stdin.take();
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["fields"]["message"] == "zest-edge ready" {
+                        let _ = tx.send((
+                            v["fields"]["http"].as_str().unwrap_or_default().to_string(),
+                            v["fields"]["peer"].as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+                log2.lock().expect("log").push(line);
+            }
+        });
+        let Ok((http, peer)) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("zest-edge did not start; log:\n{}", log.lock().expect("log").join("\n"));
+        };
+        Edge {
+            base: format!("http://{http}"),
+            peer_addr: peer,
+            cache: cache.to_path_buf(),
+            child: Mutex::new(child),
+            _stdin: Mutex::new(stdin),
+            log,
+        }
+    }
+
+    pub fn metric(&self, series: &str) -> f64 {
+        metric(&self.base, series)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill9(&self) {
+        let mut c = self.child.lock().expect("child");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> &'static reqwest::blocking::Client {
+    static C: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    C.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    })
+}
+
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("ZEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
+        });
+    assert!(
+        p.exists(),
+        "Python venv not found at {}: create it with `python3 -m venv .venv && .venv/bin/pip install huggingface_hub hf_xet` at the repo root, or set ZEST_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Runs `snapshot_download(REPO)` against `endpoint` in a fresh HF_HOME. Returns
+/// (success, {path: sha256} or stderr).
+pub fn snapshot(endpoint: &str, env: &[(&str, &str)]) -> Result<BTreeMap<String, String>, String> {
+    let home = tempfile::tempdir_in(&fixture().dir).expect("hf home");
+    let mut cmd = Command::new(python());
+    cmd.arg("-c")
+        .arg(DOWNLOAD_PY)
+        .arg(REPO)
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", home.path())
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_XET_TELEMETRY_ENABLED", "false")
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        .env("HF_HUB_ETAG_TIMEOUT", "30")
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_DISABLE_XET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!("python failed ({}):\n{stdout}\n{stderr}", out.status));
+    }
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or_else(|| format!("no RESULT in {stdout}"))?;
+    serde_json::from_str(line).map_err(|e| e.to_string())
+}
+
+const DOWNLOAD_PY: &str = r#"
+import sys, os, json, hashlib
+from huggingface_hub import snapshot_download
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''):
+            h.update(b)
+    return h.hexdigest()
+d = snapshot_download(sys.argv[1])
+out = {}
+for root, _, files in os.walk(d):
+    for f in files:
+        q = os.path.join(root, f)
+        out[os.path.relpath(q, d)] = sha(q)
+print("RESULT " + json.dumps(out))
+"#;
+
+/// A fresh cache folder.
+pub fn cache_dir() -> PathBuf {
+    tempfile::tempdir_in(&fixture().dir).expect("cache").keep()
+}

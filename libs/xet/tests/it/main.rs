@@ -1,0 +1,6 @@
+mod cas;
+mod chunking;
+mod data;
+mod hashing;
+mod shard;
+mod xorb;

@@ -1,0 +1,293 @@
+//! The on-disk format of one stored range: a self-describing header followed by the range's
+//! chunk records, exactly as a CAS xorb URL returns them. Pure encoding and decoding (no I/O).
+//!
+//! ```text
+//! off  size  field
+//!   0     8  magic "ZXRANGE1"
+//!   8     4  header_len u32 LE (whole header, checksum included; data starts here)
+//!  12     1  verification level (0..=3) — the only byte rewritten in place, so it is
+//!            outside the checksum; an upgrade is a one-byte pwrite + fsync
+//!  13     3  reserved, zero
+//!  16    32  xorb hash (raw bytes)
+//!  48     4  chunk range start u32 LE
+//!  52     4  chunk range end u32 LE (exclusive)
+//!  56     8  data_len u64 LE (bytes of chunk records after the header)
+//!  64  4·n  record end offsets within the data, u32 LE   (n = end - start)
+//!      4·n  uncompressed end offsets, u32 LE
+//!     32·n  chunk hashes (raw)
+//!        32  BLAKE3 of every header byte before it except byte 12
+//! ```
+//!
+//! A file is valid when its length is `header_len + data_len`, the checksum matches, the offsets
+//! are strictly increasing and end at `data_len`, and every chunk header found at those offsets
+//! agrees with them ([`check_records`]).
+
+use std::ops::Range;
+
+use xet::chunk::ChunkHeader;
+use xet::MerkleHash;
+
+use crate::verify::{check_range, RangeMeta, VerificationLevel, MAX_RANGE_BYTES};
+
+/// File magic (format version 1).
+pub const MAGIC: [u8; 8] = *b"ZXRANGE1";
+/// Offset of the verification level byte.
+pub const LEVEL_OFFSET: u64 = 12;
+/// Size of the fixed part of the header.
+pub const FIXED_LEN: usize = 64;
+
+/// The decoded header of a stored range file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileHeader {
+    pub xorb: MerkleHash,
+    pub range: Range<u32>,
+    pub data_len: u64,
+    pub meta: RangeMeta,
+}
+
+/// Header length for a range of `n` chunks.
+pub fn header_len(n: usize) -> usize {
+    FIXED_LEN + n * (4 + 4 + 32) + 32
+}
+
+/// Encodes the header of a range file.
+pub fn encode_header(
+    xorb: &MerkleHash,
+    range: &Range<u32>,
+    data_len: u64,
+    meta: &RangeMeta,
+) -> Vec<u8> {
+    let n = meta.record_ends.len();
+    let len = header_len(n);
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.push(meta.level as u8);
+    out.extend_from_slice(&[0; 3]);
+    out.extend_from_slice(xorb.as_bytes());
+    out.extend_from_slice(&range.start.to_le_bytes());
+    out.extend_from_slice(&range.end.to_le_bytes());
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for e in &meta.record_ends {
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    for e in &meta.raw_ends {
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    for h in &meta.chunk_hashes {
+        out.extend_from_slice(h.as_bytes());
+    }
+    let sum = checksum(&out);
+    out.extend_from_slice(sum.as_bytes());
+    debug_assert_eq!(out.len(), len);
+    out
+}
+
+fn checksum(header_without_sum: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&header_without_sum[..LEVEL_OFFSET as usize]);
+    h.update(&header_without_sum[LEVEL_OFFSET as usize + 1..]);
+    h.finalize()
+}
+
+/// Reads the fixed part: returns the full header length the file claims, after checking the
+/// magic and that the length is plausible for the range it names.
+pub fn peek_header_len(fixed: &[u8]) -> Result<usize, String> {
+    if fixed.len() < FIXED_LEN {
+        return Err("file shorter than the fixed header".into());
+    }
+    if fixed[..8] != MAGIC {
+        return Err("bad magic".into());
+    }
+    let len = u32::from_le_bytes(le4(&fixed[8..12])) as usize;
+    let start = u32::from_le_bytes(le4(&fixed[48..52]));
+    let end = u32::from_le_bytes(le4(&fixed[52..56]));
+    let n = check_range(&(start..end)).map_err(|e| e.to_string())?;
+    if len != header_len(n as usize) {
+        return Err(format!("header length {len} does not fit {n} chunks"));
+    }
+    Ok(len)
+}
+
+fn le4(b: &[u8]) -> [u8; 4] {
+    let mut a = [0; 4];
+    a.copy_from_slice(&b[..4]);
+    a
+}
+
+/// Decodes a whole header (`bytes` is exactly the header, as sized by [`peek_header_len`]).
+pub fn decode_header(bytes: &[u8]) -> Result<FileHeader, String> {
+    let len = peek_header_len(bytes)?;
+    if bytes.len() != len {
+        return Err("header length mismatch".into());
+    }
+    let (body, sum) = bytes.split_at(len - 32);
+    if checksum(body).as_bytes() != sum {
+        return Err("header checksum mismatch".into());
+    }
+    if bytes[13..16] != [0, 0, 0] {
+        return Err("reserved header bytes are not zero".into());
+    }
+    let level = VerificationLevel::from_u8(bytes[LEVEL_OFFSET as usize]).ok_or_else(|| {
+        format!(
+            "unknown verification level {}",
+            bytes[LEVEL_OFFSET as usize]
+        )
+    })?;
+    let mut raw = [0u8; 32];
+    raw.copy_from_slice(&bytes[16..48]);
+    let xorb = MerkleHash::from_bytes(raw);
+    let start = u32::from_le_bytes(le4(&bytes[48..52]));
+    let end = u32::from_le_bytes(le4(&bytes[52..56]));
+    let mut d = [0u8; 8];
+    d.copy_from_slice(&bytes[56..64]);
+    let data_len = u64::from_le_bytes(d);
+    if data_len > MAX_RANGE_BYTES as u64 {
+        return Err(format!("data length {data_len} over the limit"));
+    }
+    let n = (end - start) as usize;
+    let mut pos = FIXED_LEN;
+    let mut read_u32s = |count: usize| {
+        let v: Vec<u32> = bytes[pos..pos + 4 * count]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(le4(c)))
+            .collect();
+        pos += 4 * count;
+        v
+    };
+    let record_ends = read_u32s(n);
+    let raw_ends = read_u32s(n);
+    let hashes_at = FIXED_LEN + 8 * n;
+    let chunk_hashes: Vec<MerkleHash> = bytes[hashes_at..hashes_at + 32 * n]
+        .chunks_exact(32)
+        .map(|c| {
+            let mut a = [0u8; 32];
+            a.copy_from_slice(c);
+            MerkleHash::from_bytes(a)
+        })
+        .collect();
+    if !strictly_increasing(&record_ends)
+        || u64::from(*record_ends.last().unwrap_or(&0)) != data_len
+    {
+        return Err("record offsets are not increasing or do not end at the data length".into());
+    }
+    if !non_decreasing(&raw_ends) {
+        return Err("uncompressed offsets decrease".into());
+    }
+    Ok(FileHeader {
+        xorb,
+        range: start..end,
+        data_len,
+        meta: RangeMeta {
+            record_ends,
+            raw_ends,
+            chunk_hashes,
+            level,
+        },
+    })
+}
+
+fn strictly_increasing(v: &[u32]) -> bool {
+    v.first().is_none_or(|&x| x > 0) && v.windows(2).all(|w| w[0] < w[1])
+}
+
+fn non_decreasing(v: &[u32]) -> bool {
+    v.windows(2).all(|w| w[0] <= w[1])
+}
+
+/// Cheap structural re-check of stored data against its header: every chunk header at the
+/// recorded offsets parses and agrees with the offsets (compressed and uncompressed lengths).
+/// Payloads are not decoded.
+pub fn check_records(data: &[u8], meta: &RangeMeta) -> Result<(), String> {
+    let mut start = 0usize;
+    let mut raw_prev = 0u32;
+    for (i, (&end, &raw_end)) in meta.record_ends.iter().zip(&meta.raw_ends).enumerate() {
+        let end = end as usize;
+        if end > data.len() || end < start + ChunkHeader::SIZE {
+            return Err(format!("chunk {i}: offsets out of bounds"));
+        }
+        let header =
+            ChunkHeader::parse(&data[start..end]).map_err(|e| format!("chunk {i}: {e}"))?;
+        if start + ChunkHeader::SIZE + header.compressed_len as usize != end {
+            return Err(format!("chunk {i}: record length disagrees with the index"));
+        }
+        if raw_prev.checked_add(header.uncompressed_len) != Some(raw_end) {
+            return Err(format!(
+                "chunk {i}: uncompressed length disagrees with the index"
+            ));
+        }
+        start = end;
+        raw_prev = raw_end;
+    }
+    if start != data.len() {
+        return Err("trailing bytes after the last chunk".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn meta() -> RangeMeta {
+        RangeMeta {
+            record_ends: vec![10, 25],
+            raw_ends: vec![100, 150],
+            chunk_hashes: vec![
+                MerkleHash::from_bytes([1; 32]),
+                MerkleHash::from_bytes([2; 32]),
+            ],
+            level: VerificationLevel::ChunkHashesVerified,
+        }
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let xorb = MerkleHash::from_bytes([7; 32]);
+        let h = encode_header(&xorb, &(3..5), 25, &meta());
+        assert_eq!(h.len(), header_len(2));
+        assert_eq!(peek_header_len(&h).unwrap(), h.len());
+        let d = decode_header(&h).unwrap();
+        assert_eq!(d.xorb, xorb);
+        assert_eq!(d.range, 3..5);
+        assert_eq!(d.data_len, 25);
+        assert_eq!(d.meta, meta());
+    }
+
+    #[test]
+    fn level_byte_is_outside_the_checksum_but_validated() {
+        let xorb = MerkleHash::from_bytes([7; 32]);
+        let mut h = encode_header(&xorb, &(3..5), 25, &meta());
+        h[LEVEL_OFFSET as usize] = VerificationLevel::FileVerified as u8;
+        assert_eq!(
+            decode_header(&h).unwrap().meta.level,
+            VerificationLevel::FileVerified
+        );
+        h[LEVEL_OFFSET as usize] = 9;
+        assert!(decode_header(&h).is_err());
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let xorb = MerkleHash::from_bytes([7; 32]);
+        let h = encode_header(&xorb, &(3..5), 25, &meta());
+        for i in 0..h.len() {
+            if i as u64 == LEVEL_OFFSET {
+                continue;
+            }
+            let mut bad = h.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_header(&bad).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn implausible_lengths_are_refused_before_reading() {
+        let xorb = MerkleHash::from_bytes([7; 32]);
+        let mut h = encode_header(&xorb, &(3..5), 25, &meta());
+        h[52..56].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(peek_header_len(&h).is_err());
+        assert!(peek_header_len(&h[..10]).is_err());
+    }
+}

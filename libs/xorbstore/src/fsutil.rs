@@ -1,0 +1,94 @@
+//! Crash-safe file writes: write a temporary file in the target's folder, fsync it, rename it into
+//! place, fsync the folder (the pattern of neon's `crashsafe.rs`). Temporary files end in
+//! [`TEMP_SUFFIX`] so that [`crate::Store::open`] can delete leftovers after a crash.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Suffix of temporary files; anything ending with it is garbage after a restart.
+pub const TEMP_SUFFIX: &str = ".partial";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique within this process and very likely across processes sharing a folder.
+pub fn unique_token() -> u64 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let pid = u64::from(std::process::id());
+    // Mix so that two processes started in the same nanosecond still differ by pid.
+    (nanos ^ (pid << 40) ^ (n << 20)).wrapping_add(n)
+}
+
+/// Creates a new temporary file in `dir`, returning its path and handle (read + write).
+pub fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
+    for _ in 0..16 {
+        let path = dir.join(format!(
+            ".tmp-{}-{:016x}{TEMP_SUFFIX}",
+            std::process::id(),
+            unique_token()
+        ));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "could not find a free temporary file name",
+    ))
+}
+
+/// fsyncs a folder so that a rename or unlink inside it is durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync folder).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    let (tmp, mut f) = create_temp(dir)?;
+    let res = (|| {
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Whether a temporary file is garbage: its writer (the pid in its name) is gone, or it is older
+/// than an hour, or its name does not say who wrote it. Another live process sharing the folder
+/// (e.g. `zest seed` while `zest pull` writes) keeps its files.
+pub fn is_stale_temp(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return true;
+    };
+    let pid = name
+        .strip_prefix(".tmp-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    let Some(pid) = pid else { return true };
+    let alive = Path::new("/proc").join(pid.to_string()).exists();
+    let old = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age > std::time::Duration::from_secs(3600));
+    !alive || old
+}

@@ -1,0 +1,487 @@
+//! The peer client: one connection to a peer server (TCP or TLS), the Handshake exchange, and
+//! [`PeerClient::fetch`], which may be called concurrently: requests are pipelined on the
+//! connection up to the server's advertised `max_in_flight` (further callers wait for a slot).
+//! A background task reads frames, checks them with the protocol state machine and assembles
+//! each response (bounded by `max_response_len`). A request that times out is cancelled.
+//!
+//! The bytes returned are what the peer sent; verify them (e.g. [`crate::verify_range`]) before
+//! use. [`PeerClient::fetch_verified`] does that against an [`Expectation`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinHandle;
+use wire::{
+    Accepted, Capabilities, ChunkRange, Connection, Frame, Handshake, Limits, ProtocolError,
+    Request, Role, Upstream,
+};
+use xet::MerkleHash;
+
+use super::PeerError;
+use crate::verify::{verify_range, Expectation, RangeMeta};
+
+/// Settings of a [`PeerClient`].
+#[derive(Debug, Clone)]
+pub struct PeerClientConfig {
+    /// Our peer id in the Handshake (1..=64 bytes).
+    pub peer_id: String,
+    /// `Role::Client` for `zest pull`, `Role::Edge` for an edge asking another edge.
+    pub role: Role,
+    /// What we accept: frame size, and the largest response.
+    pub limits: Limits,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    /// Default time for one whole response (overridable per request).
+    pub request_timeout: Duration,
+}
+
+impl PeerClientConfig {
+    /// Defaults from `libs/wire`.
+    pub fn new(peer_id: impl Into<String>, role: Role) -> Self {
+        Self {
+            peer_id: peer_id.into(),
+            role,
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: wire::HANDSHAKE_TIMEOUT,
+            request_timeout: wire::REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Optional parts of a request.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// The signed upstream URL and byte range, so an edge can fetch the range on our behalf.
+    pub upstream: Option<Upstream>,
+    /// The expected chunk hashes (the server refuses to serve bytes that disagree).
+    pub chunk_hashes: Option<Vec<MerkleHash>>,
+    /// Overrides the config's request timeout.
+    pub timeout: Option<Duration>,
+}
+
+type Reply = oneshot::Sender<Result<Bytes, PeerError>>;
+
+struct Pending {
+    reply: Reply,
+    body: Option<BytesMut>,
+}
+
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+struct Shared {
+    conn: Mutex<Connection>,
+    writer: tokio::sync::Mutex<BoxWrite>,
+    pending: Mutex<HashMap<u32, Pending>>,
+    slots: Semaphore,
+    closed: AtomicBool,
+    close_reason: Mutex<Option<String>>,
+    peer: Handshake,
+    request_timeout: Duration,
+}
+
+impl Shared {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the connection closed and fails every pending request.
+    fn close(&self, reason: String) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.slots.close();
+        {
+            let mut r = self.close_reason.lock().unwrap_or_else(|p| p.into_inner());
+            if r.is_none() {
+                *r = Some(reason.clone());
+            }
+        }
+        let drained: Vec<Pending> = self.pending().drain().map(|(_, p)| p).collect();
+        for p in drained {
+            let _ = p.reply.send(Err(PeerError::Closed(reason.clone())));
+        }
+    }
+
+    fn closed_error(&self) -> PeerError {
+        let r = self.close_reason.lock().unwrap_or_else(|p| p.into_inner());
+        PeerError::Closed(r.clone().unwrap_or_else(|| "closed".into()))
+    }
+
+    /// Checks `frame` with the state machine and writes it, keeping the wire order equal to the
+    /// state machine's order (both under the writer lock).
+    async fn send(&self, frame: &Frame) -> Result<(), PeerError> {
+        let mut w = self.writer.lock().await;
+        self.conn().on_send(frame)?;
+        let bytes = frame.to_vec()?;
+        w.write_all(&bytes).await.map_err(PeerError::io("write"))?;
+        w.flush().await.map_err(PeerError::io("flush"))
+    }
+}
+
+/// A connection to one peer server. `fetch` takes `&self` and may run concurrently; share the
+/// client with an `Arc`. Dropping it closes the connection.
+pub struct PeerClient {
+    shared: Arc<Shared>,
+    reader: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("peer", &self.shared.peer.peer_id)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl PeerClient {
+    /// Connects over plain TCP and exchanges Handshakes.
+    pub async fn connect(
+        addr: SocketAddr,
+        config: PeerClientConfig,
+    ) -> Result<PeerClient, PeerError> {
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| PeerError::Timeout("connect"))?
+            .map_err(PeerError::io("connect"))?;
+        let _ = stream.set_nodelay(true);
+        Self::over(stream, config).await
+    }
+
+    /// Connects over TLS (verifying the server as `server_name`) and exchanges Handshakes.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        server_name: &str,
+        tls: Arc<rustls::ClientConfig>,
+        config: PeerClientConfig,
+    ) -> Result<PeerClient, PeerError> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| PeerError::Tls(format!("server name {server_name:?}: {e}")))?;
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| PeerError::Timeout("connect"))?
+            .map_err(PeerError::io("connect"))?;
+        let _ = stream.set_nodelay(true);
+        let connector = tokio_rustls::TlsConnector::from(tls);
+        let tls_stream =
+            tokio::time::timeout(config.handshake_timeout, connector.connect(name, stream))
+                .await
+                .map_err(|_| PeerError::Timeout("TLS handshake"))?
+                .map_err(|e| PeerError::Tls(e.to_string()))?;
+        Self::over(tls_stream, config).await
+    }
+
+    /// Runs the protocol over an already-connected byte stream.
+    pub async fn over<S>(stream: S, config: PeerClientConfig) -> Result<PeerClient, PeerError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let hs = Handshake::new(
+            config.peer_id.clone(),
+            config.role,
+            Capabilities::NONE,
+            &config.limits,
+        );
+        let mut conn = Connection::new(hs, config.limits);
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let hs_frame = conn.handshake_frame();
+        conn.on_send(&hs_frame)?;
+        wr.write_all(&hs_frame.to_vec()?)
+            .await
+            .map_err(PeerError::io("write"))?;
+        wr.flush().await.map_err(PeerError::io("flush"))?;
+        let max = conn.recv_max_frame_len();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let first = tokio::time::timeout(config.handshake_timeout, async {
+            loop {
+                if let Some(f) = wire::decode_buf(&mut buf, max)? {
+                    return Ok(f);
+                }
+                let n = rd.read_buf(&mut buf).await.map_err(PeerError::io("read"))?;
+                if n == 0 {
+                    return Err(PeerError::Closed("closed before the Handshake".into()));
+                }
+            }
+        })
+        .await
+        .map_err(|_| PeerError::Timeout("handshake"))??;
+        match conn.on_receive(&first) {
+            Ok(Accepted::Deliver) => {}
+            Ok(_) => {
+                let msg = match &first {
+                    Frame::Error(e) => format!("{}: {}", e.code, e.message),
+                    _ => "refused".into(),
+                };
+                return Err(PeerError::Closed(msg));
+            }
+            Err(e) => {
+                let _ = wr
+                    .write_all(&e.to_error_frame().to_vec().unwrap_or_default())
+                    .await;
+                return Err(e.into());
+            }
+        }
+        let peer = conn
+            .peer()
+            .cloned()
+            .ok_or(PeerError::Closed("no Handshake".into()))?;
+        let slots = usize::from(peer.max_in_flight);
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(conn),
+            writer: tokio::sync::Mutex::new(Box::new(wr)),
+            pending: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(slots),
+            closed: AtomicBool::new(false),
+            close_reason: Mutex::new(None),
+            peer,
+            request_timeout: config.request_timeout,
+        });
+        let reader = tokio::spawn(read_loop(shared.clone(), rd, buf, max));
+        Ok(PeerClient { shared, reader })
+    }
+
+    /// The server's Handshake.
+    pub fn peer(&self) -> &Handshake {
+        &self.shared.peer
+    }
+
+    /// Whether the connection has ended (every further fetch fails).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Fetches the chunk records of chunks `range` of `xorb`, handing the server `upstream` so
+    /// an edge can fetch it on our behalf. [`PeerError::NotFound`] when the peer does not hold
+    /// it. Unverified: see [`PeerClient::fetch_verified`].
+    pub async fn fetch(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        upstream: Option<Upstream>,
+    ) -> Result<Bytes, PeerError> {
+        self.fetch_with(
+            xorb,
+            range,
+            FetchOptions {
+                upstream,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// [`PeerClient::fetch`] with every option.
+    pub async fn fetch_with(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        opts: FetchOptions,
+    ) -> Result<Bytes, PeerError> {
+        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let shared = &self.shared;
+        if self.is_closed() {
+            return Err(shared.closed_error());
+        }
+        let _slot = tokio::time::timeout_at(deadline, shared.slots.acquire())
+            .await
+            .map_err(|_| PeerError::Timeout("waiting for a request slot"))?
+            .map_err(|_| shared.closed_error())?;
+        let (reply, rx) = oneshot::channel();
+        // Allocate the id, register the reply and send, all in state-machine order.
+        let id = {
+            let mut w = shared.writer.lock().await;
+            let (id, frame) = {
+                let mut conn = shared.conn();
+                let id = conn.next_request_id();
+                let frame = Frame::Request(Request {
+                    request_id: id,
+                    xorb: *xorb,
+                    chunks: ChunkRange::new(range.start, range.end),
+                    upstream: opts.upstream,
+                    chunk_hashes: opts.chunk_hashes,
+                });
+                conn.on_send(&frame)?;
+                (id, frame)
+            };
+            shared.pending().insert(id, Pending { reply, body: None });
+            let bytes = frame.to_vec()?;
+            let written = async {
+                w.write_all(&bytes).await?;
+                w.flush().await
+            }
+            .await;
+            if let Err(e) = written {
+                drop(w);
+                shared.close(format!("write failed: {e}"));
+                return Err(PeerError::Io {
+                    op: "write",
+                    source: e,
+                });
+            }
+            id
+        };
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(shared.closed_error()),
+            Err(_) => {
+                let was_pending = shared.pending().remove(&id).is_some();
+                if was_pending {
+                    // Best effort: the response may have ended meanwhile.
+                    let _ = shared.send(&Frame::Cancel { request_id: id }).await;
+                }
+                Err(PeerError::Timeout("request"))
+            }
+        }
+    }
+
+    /// Fetches and verifies against `expected` (records decode, count matches, chunk hashes
+    /// and xorb hash where `expected` allows). Returns the bytes and their metadata.
+    pub async fn fetch_verified(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        expected: Expectation,
+        mut opts: FetchOptions,
+    ) -> Result<(Bytes, RangeMeta), PeerError> {
+        if opts.chunk_hashes.is_none() {
+            opts.chunk_hashes = expected.chunk_hashes.clone();
+        }
+        let bytes = self.fetch_with(xorb, range.clone(), opts).await?;
+        let x = *xorb;
+        let b = bytes.clone();
+        let meta = tokio::task::spawn_blocking(move || verify_range(&x, range, &b, &expected))
+            .await
+            .map_err(|e| PeerError::Closed(format!("verify task: {e}")))?
+            .map_err(|e| PeerError::Remote {
+                code: wire::ErrorCode::VERIFICATION_FAILED,
+                message: format!("peer sent bad bytes: {e}"),
+            })?;
+        Ok((bytes, meta))
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: Arc<Shared>,
+    mut rd: R,
+    mut buf: BytesMut,
+    max: u32,
+) {
+    let reason = loop {
+        match wire::decode_buf(&mut buf, max) {
+            Ok(Some(frame)) => {
+                if let Err(reason) = handle_frame(&shared, frame).await {
+                    break reason;
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let e = ProtocolError::from(e);
+                let _ = shared.send(&e.to_error_frame()).await;
+                break format!("protocol violation by the server: {e}");
+            }
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => break "closed by the server".to_string(),
+            Ok(_) => {}
+            Err(e) => break format!("read failed: {e}"),
+        }
+    };
+    tracing::debug!(%reason, "peer connection ended");
+    shared.close(reason);
+}
+
+/// Handles one received frame; `Err(reason)` ends the connection.
+async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
+    let accepted = shared.conn().on_receive(&frame);
+    match accepted {
+        Err(e) => {
+            let _ = shared.send(&e.to_error_frame()).await;
+            Err(format!("protocol violation by the server: {e}"))
+        }
+        Ok(Accepted::Close) => Err(match frame {
+            Frame::Error(e) => format!("server closed the connection: {}: {}", e.code, e.message),
+            _ => "server closed the connection".into(),
+        }),
+        Ok(Accepted::Discard) => Ok(()),
+        Ok(Accepted::Deliver) => {
+            match frame {
+                Frame::DataHeader(h) => {
+                    if let Some(p) = shared.pending().get_mut(&h.request_id) {
+                        // total_len is bounded by our max_response_len (checked by the state
+                        // machine before delivery), so reserving it whole is bounded; it saves
+                        // the copies of growing the buffer. Pages are touched only as Data
+                        // arrives.
+                        let cap = usize::try_from(h.total_len).unwrap_or(0);
+                        p.body = Some(BytesMut::with_capacity(cap));
+                    }
+                }
+                Frame::Data(d) => {
+                    let mut pending = shared.pending();
+                    if let Some(p) = pending.get_mut(&d.request_id) {
+                        if let Some(body) = p.body.as_mut() {
+                            body.extend_from_slice(&d.payload);
+                        }
+                        if d.last {
+                            if let Some(p) = pending.remove(&d.request_id) {
+                                let body = p.body.unwrap_or_default().freeze();
+                                let _ = p.reply.send(Ok(body));
+                            }
+                        }
+                    }
+                }
+                Frame::NotFound { request_id } => {
+                    if let Some(p) = shared.pending().remove(&request_id) {
+                        let _ = p.reply.send(Err(PeerError::NotFound));
+                    }
+                }
+                Frame::Error(e) => {
+                    if let Some(p) = shared.pending().remove(&e.request_id) {
+                        let _ = p.reply.send(Err(PeerError::Remote {
+                            code: e.code,
+                            message: e.message,
+                        }));
+                    }
+                }
+                Frame::Ping { nonce } => {
+                    shared
+                        .send(&Frame::Pong { nonce })
+                        .await
+                        .map_err(|e| format!("write failed: {e}"))?;
+                }
+                // A Request from a server (we serve nothing: answer NotFound), Have, PEX, Pong.
+                Frame::Request(r) => {
+                    shared
+                        .send(&Frame::NotFound {
+                            request_id: r.request_id,
+                        })
+                        .await
+                        .map_err(|e| format!("write failed: {e}"))?;
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+}

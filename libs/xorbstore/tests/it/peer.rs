@@ -1,0 +1,706 @@
+//! The peer server and client on loopback: sub-range round trips (TCP and TLS, pipelined),
+//! NotFound, malicious clients, timeouts, the upstream hook's single flight, shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use wire::{
+    Capabilities, ChunkRange, ErrorCode, Frame, Handshake, Limits, Request, Role, Upstream,
+};
+use xet::MerkleHash;
+use xorbstore::peer::{
+    tls, FetchOptions, PeerClient, PeerClientConfig, PeerError, PeerServer, PeerServerConfig,
+    UpstreamFetcher,
+};
+use xorbstore::{Expectation, Store, StoreConfig};
+
+use crate::common::{make_xorb, TestXorb};
+
+struct Running {
+    addr: SocketAddr,
+    server: PeerServer,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+    store: Store,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn start(config: PeerServerConfig, fill: impl FnOnce(&Store)) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreConfig {
+            quota_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
+    fill(&store);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = PeerServer::new(store.clone(), config);
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let s = server.clone();
+    let task = tokio::spawn(async move {
+        s.serve(listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    Running {
+        addr,
+        server,
+        stop: Some(stop),
+        task,
+        _dir: dir,
+        store,
+    }
+}
+
+fn client_config() -> PeerClientConfig {
+    PeerClientConfig::new("test-client", Role::Client)
+}
+
+fn small_pieces(mut c: PeerServerConfig) -> PeerServerConfig {
+    c.piece_len = 1000; // many Data frames per response
+    c
+}
+
+#[tokio::test]
+async fn round_trip_of_sub_ranges_pipelined() {
+    let x = make_xorb(1, 16, 12_000);
+    let y = make_xorb(2, 8, 12_000);
+    let (xh, yh) = (x.hash(), y.hash());
+    let cfg = small_pieces(PeerServerConfig::new("edge-1", Role::Edge));
+    let srv = start(cfg, |s| {
+        s.insert(&xh, 0..16, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+        s.insert(&yh, 0..3, y.bytes(0..3), &Expectation::structural())
+            .unwrap();
+        s.insert(&yh, 3..8, y.bytes(3..8), &Expectation::structural())
+            .unwrap();
+    })
+    .await;
+    let client = Arc::new(
+        PeerClient::connect(srv.addr, client_config())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(client.peer().peer_id, "edge-1");
+    assert!(client.peer().capabilities.contains(Capabilities::SERVE));
+    let ranges: Vec<(u32, u32)> = vec![
+        (0, 16),
+        (0, 1),
+        (3, 9),
+        (15, 16),
+        (7, 8),
+        (2, 14),
+        (5, 6),
+        (0, 8),
+        (8, 16),
+        (1, 2),
+    ];
+    let x = Arc::new(x);
+    let futs = ranges.iter().map(|&(a, b)| {
+        let c = client.clone();
+        let x = x.clone();
+        async move {
+            let got = c.fetch(&x.hash(), a..b, None).await.unwrap();
+            assert_eq!(&got[..], x.bytes(a..b), "range {a}..{b}");
+        }
+    });
+    futures_join_all(futs).await;
+    // Across two stored ranges, verified against the expected hashes.
+    let (bytes, meta) = client
+        .fetch_verified(
+            &yh,
+            1..6,
+            Expectation::with_chunk_hashes(y.hashes(1..6)),
+            FetchOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], y.bytes(1..6));
+    assert_eq!(meta.chunk_hashes, y.hashes(1..6));
+    let st = srv.server.stats();
+    assert_eq!(st.requests, 11);
+    assert_eq!(st.hits, 11);
+    assert!(st.bytes_served > 0);
+    drop(client);
+    srv.shutdown().await;
+}
+
+/// A tiny join_all (avoids a dependency on `futures`).
+async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(
+    futs: impl IntoIterator<Item = F>,
+) {
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn not_found_and_wrong_hashes_keep_the_connection_usable() {
+    let x = make_xorb(3, 6, 8_000);
+    let xh = x.hash();
+    let srv = start(PeerServerConfig::new("seed-1", Role::Seed), |s| {
+        s.insert(&xh, 0..6, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+    })
+    .await;
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    let missing = MerkleHash::from_bytes([7; 32]);
+    assert!(matches!(
+        client.fetch(&missing, 0..1, None).await,
+        Err(PeerError::NotFound)
+    ));
+    assert!(matches!(
+        client.fetch(&xh, 4..9, None).await,
+        Err(PeerError::NotFound)
+    ));
+    // An upstream hint to a server without an upstream hook is just a miss.
+    let hint = Upstream {
+        url: "http://127.0.0.1:1/x".into(),
+        byte_start: 0,
+        byte_end: 10,
+    };
+    assert!(matches!(
+        client.fetch(&missing, 0..1, Some(hint)).await,
+        Err(PeerError::NotFound)
+    ));
+    // Our proven bytes disagree with the requester's hashes: refused, not served.
+    let mut wrong = x.hashes(1..3);
+    wrong[0] = MerkleHash::from_bytes([1; 32]);
+    let opts = FetchOptions {
+        chunk_hashes: Some(wrong),
+        ..FetchOptions::default()
+    };
+    match client.fetch_with(&xh, 1..3, opts).await {
+        Err(PeerError::Remote { code, .. }) => assert_eq!(code, ErrorCode::VERIFICATION_FAILED),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        &client.fetch(&xh, 1..3, None).await.unwrap()[..],
+        x.bytes(1..3)
+    );
+    assert_eq!(srv.server.stats().not_found, 3);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_round_trip() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let server_tls =
+        tls::server_config_from_pem(&data.join("cert.pem"), &data.join("key.pem")).unwrap();
+    let client_tls = tls::client_config_from_ca_pem(&data.join("ca.pem")).unwrap();
+    let x = make_xorb(4, 10, 30_000);
+    let xh = x.hash();
+    let mut cfg = PeerServerConfig::new("edge-tls", Role::Edge);
+    cfg.tls = Some(server_tls);
+    let srv = start(cfg, |s| {
+        s.insert(&xh, 0..10, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+    })
+    .await;
+    let client =
+        PeerClient::connect_tls(srv.addr, "localhost", client_tls.clone(), client_config())
+            .await
+            .unwrap();
+    assert!(client.peer().capabilities.contains(Capabilities::TLS));
+    assert_eq!(
+        &client.fetch(&xh, 2..9, None).await.unwrap()[..],
+        x.bytes(2..9)
+    );
+    // A plain-TCP client against the TLS port gets no frames.
+    assert!(PeerClient::connect(srv.addr, {
+        let mut c = client_config();
+        c.handshake_timeout = Duration::from_secs(2);
+        c
+    })
+    .await
+    .is_err());
+    // A wrong server name is refused.
+    assert!(matches!(
+        PeerClient::connect_tls(srv.addr, "not-localhost", client_tls, client_config()).await,
+        Err(PeerError::Tls(_))
+    ));
+    drop(client);
+    srv.shutdown().await;
+}
+
+/// Reads everything the server sends until it closes (bounded by a timeout), as frames.
+async fn frames_until_close(sock: &mut TcpStream) -> Vec<Frame> {
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "server did not close the connection");
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        match wire::decode(&buf[pos..], wire::ABSOLUTE_MAX_FRAME_LEN).unwrap() {
+            wire::Decoded::Frame { frame, consumed } => {
+                frames.push(frame);
+                pos += consumed;
+            }
+            wire::Decoded::Incomplete { .. } => panic!("truncated frame from the server"),
+        }
+    }
+    frames
+}
+
+fn client_handshake() -> Vec<u8> {
+    Frame::Handshake(Handshake::new(
+        "evil",
+        Role::Client,
+        Capabilities::NONE,
+        &Limits::default(),
+    ))
+    .to_vec()
+    .unwrap()
+}
+
+fn request(id: u32, xorb: MerkleHash, r: Range<u32>) -> Vec<u8> {
+    Frame::Request(Request {
+        request_id: id,
+        xorb,
+        chunks: ChunkRange::new(r.start, r.end),
+        upstream: None,
+        chunk_hashes: None,
+    })
+    .to_vec()
+    .unwrap()
+}
+
+fn last_error(frames: &[Frame]) -> (u32, ErrorCode) {
+    match frames.last() {
+        Some(Frame::Error(e)) => (e.request_id, e.code),
+        other => panic!("expected a closing Error frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malicious_clients_get_an_error_frame_and_a_closed_connection() {
+    let x = make_xorb(5, 4, 8_000);
+    let xh = x.hash();
+    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+    cfg.handshake_timeout = Duration::from_millis(300);
+    let srv = start(cfg, |s| {
+        s.insert(&xh, 0..4, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+    })
+    .await;
+
+    let mut oversized = 0xFFFF_FFF0u32.to_le_bytes().to_vec();
+    oversized.extend_from_slice(&[1, 3]);
+    let mut bad_version = 10u32.to_le_bytes().to_vec();
+    bad_version.extend_from_slice(&[9, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let mut unknown_type = 2u32.to_le_bytes().to_vec();
+    unknown_type.extend_from_slice(&[1, 0x7f]);
+    let mut truncated_fields = 3u32.to_le_bytes().to_vec();
+    truncated_fields.extend_from_slice(&[1, 3, 0]); // a Request with one byte of fields
+    let data_out_of_order = Frame::Data(wire::Data {
+        request_id: 5,
+        offset: 0,
+        last: true,
+        payload: Bytes::from_static(b"xx"),
+    })
+    .to_vec()
+    .unwrap();
+    let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
+        (
+            "oversized frame",
+            [client_handshake(), oversized].concat(),
+            ErrorCode::FRAME_TOO_LARGE,
+        ),
+        (
+            "oversized before handshake",
+            0x7FFF_FFFFu32.to_le_bytes().to_vec(),
+            ErrorCode::FRAME_TOO_LARGE,
+        ),
+        (
+            "bad version",
+            [client_handshake(), bad_version].concat(),
+            ErrorCode::UNSUPPORTED_VERSION,
+        ),
+        (
+            "unknown type",
+            [client_handshake(), unknown_type].concat(),
+            ErrorCode::MALFORMED_FRAME,
+        ),
+        (
+            "truncated fields",
+            [client_handshake(), truncated_fields].concat(),
+            ErrorCode::MALFORMED_FRAME,
+        ),
+        (
+            "request before handshake",
+            request(1, xh, 0..1),
+            ErrorCode::PROTOCOL,
+        ),
+        (
+            "data from a client",
+            [client_handshake(), data_out_of_order].concat(),
+            ErrorCode::PROTOCOL,
+        ),
+        (
+            "second handshake",
+            [client_handshake(), client_handshake()].concat(),
+            ErrorCode::PROTOCOL,
+        ),
+        (
+            "empty chunk range",
+            [client_handshake(), {
+                let mut r = request(1, xh, 0..1);
+                let n = r.len();
+                // end := start (the last 5 bytes are end u32 + flags)
+                r[n - 5..n - 1].copy_from_slice(&0u32.to_le_bytes());
+                r
+            }]
+            .concat(),
+            ErrorCode::MALFORMED_FRAME,
+        ),
+        ("garbage", vec![0xAB; 64], ErrorCode::FRAME_TOO_LARGE),
+    ];
+    for (name, bytes, code) in cases {
+        let mut sock = TcpStream::connect(srv.addr).await.unwrap();
+        sock.write_all(&bytes).await.unwrap();
+        let frames = frames_until_close(&mut sock).await;
+        assert!(
+            matches!(frames.first(), Some(Frame::Handshake(_))),
+            "{name}: {frames:?}"
+        );
+        assert_eq!(last_error(&frames), (0, code), "{name}");
+    }
+    // Silence: the handshake timeout closes it.
+    let mut sock = TcpStream::connect(srv.addr).await.unwrap();
+    let frames = frames_until_close(&mut sock).await;
+    assert_eq!(last_error(&frames), (0, ErrorCode::TIMEOUT));
+    // A frame cut off mid-way, then EOF: closed without a crash.
+    let mut sock = TcpStream::connect(srv.addr).await.unwrap();
+    let hs = client_handshake();
+    sock.write_all(&hs[..hs.len() - 3]).await.unwrap();
+    sock.shutdown().await.unwrap();
+    let frames = frames_until_close(&mut sock).await;
+    assert!(matches!(frames.first(), Some(Frame::Handshake(_))));
+
+    // The server is still up and serving.
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    assert_eq!(
+        &client.fetch(&xh, 1..3, None).await.unwrap()[..],
+        x.bytes(1..3)
+    );
+    assert!(srv.server.stats().protocol_errors >= 10);
+    drop(client);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_many_or_duplicate_requests_in_flight_are_refused() {
+    let x = make_xorb(6, 4, 8_000);
+    let xh = x.hash();
+    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+    cfg.limits.max_in_flight = 2;
+    // An upstream that never answers keeps requests in flight.
+    cfg.upstream = Some(Arc::new(Stalled));
+    let srv = start(cfg, |_| {}).await;
+    let mut sock = TcpStream::connect(srv.addr).await.unwrap();
+    let hint = Upstream {
+        url: "http://upstream/x".into(),
+        byte_start: 0,
+        byte_end: 99,
+    };
+    let req = |id| {
+        Frame::Request(Request {
+            request_id: id,
+            xorb: xh,
+            chunks: ChunkRange::new(0, 1),
+            upstream: Some(hint.clone()),
+            chunk_hashes: None,
+        })
+        .to_vec()
+        .unwrap()
+    };
+    sock.write_all(&[client_handshake(), req(1), req(2), req(3)].concat())
+        .await
+        .unwrap();
+    let frames = frames_until_close(&mut sock).await;
+    assert_eq!(last_error(&frames), (0, ErrorCode::TOO_MANY_REQUESTS));
+    // Reusing an id still in flight.
+    let mut sock = TcpStream::connect(srv.addr).await.unwrap();
+    sock.write_all(&[client_handshake(), req(1), req(1)].concat())
+        .await
+        .unwrap();
+    let frames = frames_until_close(&mut sock).await;
+    assert_eq!(last_error(&frames), (0, ErrorCode::PROTOCOL));
+    srv.shutdown().await;
+}
+
+struct Stalled;
+
+impl UpstreamFetcher for Stalled {
+    fn fetch<'a>(
+        &'a self,
+        _xorb: &'a MerkleHash,
+        _chunks: Range<u32>,
+        _upstream: &'a Upstream,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Err("never".to_string())
+        })
+    }
+}
+
+/// An upstream that serves one xorb's bytes after a delay, counting calls, optionally corrupt.
+struct FakeUpstream {
+    xorb: Arc<TestXorb>,
+    calls: AtomicUsize,
+    corrupt: bool,
+}
+
+impl UpstreamFetcher for FakeUpstream {
+    fn fetch<'a>(
+        &'a self,
+        xorb: &'a MerkleHash,
+        chunks: Range<u32>,
+        upstream: &'a Upstream,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(*xorb, self.xorb.hash());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut b = self.xorb.bytes(chunks).to_vec();
+            assert_eq!(b.len() as u64, upstream.byte_end - upstream.byte_start + 1);
+            if self.corrupt {
+                let n = b.len();
+                b[n - 50] ^= 0x55;
+            }
+            Ok(Bytes::from(b))
+        })
+    }
+}
+
+fn hint_for(x: &TestXorb, r: Range<u32>) -> Upstream {
+    let (s, e) = x.xorb.chunk_byte_range(r).unwrap();
+    Upstream {
+        url: "http://upstream.invalid/xorb".into(),
+        byte_start: s,
+        byte_end: e - 1,
+    }
+}
+
+#[tokio::test]
+async fn upstream_hook_is_called_once_for_ten_concurrent_misses() {
+    let x = Arc::new(make_xorb(7, 12, 10_000));
+    let up = Arc::new(FakeUpstream {
+        xorb: x.clone(),
+        calls: AtomicUsize::new(0),
+        corrupt: false,
+    });
+    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+    cfg.upstream = Some(up.clone());
+    let srv = start(cfg, |_| {}).await;
+    let r = 2..9;
+    // Five pipelined on one connection, five on their own connections.
+    let shared = Arc::new(
+        PeerClient::connect(srv.addr, client_config())
+            .await
+            .unwrap(),
+    );
+    assert!(shared
+        .peer()
+        .capabilities
+        .contains(Capabilities::UPSTREAM_FETCH));
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let x = x.clone();
+        let shared = shared.clone();
+        let addr = srv.addr;
+        let r = r.clone();
+        handles.push(tokio::spawn(async move {
+            let opts = FetchOptions {
+                upstream: Some(hint_for(&x, r.clone())),
+                chunk_hashes: Some(x.hashes(r.clone())),
+                timeout: None,
+            };
+            let got = if i % 2 == 0 {
+                shared.fetch_with(&x.hash(), r.clone(), opts).await
+            } else {
+                let own = PeerClient::connect(addr, client_config()).await.unwrap();
+                own.fetch_with(&x.hash(), r.clone(), opts).await
+            };
+            assert_eq!(&got.unwrap()[..], x.bytes(r));
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(
+        up.calls.load(Ordering::SeqCst),
+        1,
+        "one upstream fetch for ten misses"
+    );
+    assert!(
+        srv.store.contains(&x.hash(), r.clone()),
+        "the fetched range is kept"
+    );
+    let sf = srv.server.single_flight().stats();
+    assert_eq!(sf.fetches, 1);
+    assert_eq!(sf.coalesced, 9);
+    // A later request is a plain hit.
+    assert_eq!(
+        &shared.fetch(&x.hash(), 3..5, None).await.unwrap()[..],
+        x.bytes(3..5)
+    );
+    assert_eq!(up.calls.load(Ordering::SeqCst), 1);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn corrupt_upstream_bytes_are_neither_served_nor_kept() {
+    let x = Arc::new(make_xorb(8, 6, 10_000));
+    let up = Arc::new(FakeUpstream {
+        xorb: x.clone(),
+        calls: AtomicUsize::new(0),
+        corrupt: true,
+    });
+    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+    cfg.upstream = Some(up.clone());
+    let srv = start(cfg, |_| {}).await;
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    let opts = FetchOptions {
+        upstream: Some(hint_for(&x, 0..6)),
+        chunk_hashes: Some(x.hashes(0..6)),
+        timeout: None,
+    };
+    match client.fetch_with(&x.hash(), 0..6, opts).await {
+        Err(PeerError::Remote { code, .. }) => assert_eq!(code, ErrorCode::VERIFICATION_FAILED),
+        other => panic!("{other:?}"),
+    }
+    assert!(srv.store.list().is_empty());
+    assert!(!client.is_closed());
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_timeout_cancels_and_the_connection_stays_usable() {
+    let x = make_xorb(9, 4, 8_000);
+    let xh = x.hash();
+    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+    cfg.upstream = Some(Arc::new(Stalled));
+    let srv = start(cfg, |s| {
+        s.insert(&xh, 0..4, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+    })
+    .await;
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    let opts = FetchOptions {
+        upstream: Some(Upstream {
+            url: "http://u/x".into(),
+            byte_start: 0,
+            byte_end: 9,
+        }),
+        chunk_hashes: None,
+        timeout: Some(Duration::from_millis(200)),
+    };
+    let missing = MerkleHash::from_bytes([4; 32]);
+    assert!(matches!(
+        client.fetch_with(&missing, 0..1, opts).await,
+        Err(PeerError::Timeout(_))
+    ));
+    assert_eq!(
+        &client.fetch(&xh, 0..4, None).await.unwrap()[..],
+        x.bytes(0..4)
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_and_serve_returns() {
+    let srv = start(PeerServerConfig::new("edge-1", Role::Edge), |_| {}).await;
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    srv.shutdown().await;
+    // The server told us and closed; the client notices.
+    for _ in 0..100 {
+        if client.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(client.is_closed());
+    assert!(client
+        .fetch(&MerkleHash::from_bytes([1; 32]), 0..1, None)
+        .await
+        .is_err());
+}
+
+/// The edge holds a structurally valid but wrong range (another xorb's chunks under this name):
+/// a request with the expected hashes and an upstream URL refetches it and gets the right bytes.
+#[tokio::test]
+async fn wrong_structural_range_is_refetched_when_hashes_disagree() {
+    let x = Arc::new(make_xorb(10, 6, 10_000));
+    let impostor = make_xorb(11, 6, 10_000);
+    let up = Arc::new(FakeUpstream {
+        xorb: x.clone(),
+        calls: AtomicUsize::new(0),
+        corrupt: false,
+    });
+    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+    cfg.upstream = Some(up.clone());
+    let xh = x.hash();
+    let srv = start(cfg, |s| {
+        s.insert(&xh, 0..6, &impostor.xorb.data, &Expectation::structural())
+            .unwrap();
+    })
+    .await;
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    let opts = FetchOptions {
+        upstream: Some(hint_for(&x, 1..4)),
+        chunk_hashes: Some(x.hashes(1..4)),
+        timeout: None,
+    };
+    assert_eq!(
+        &client.fetch_with(&xh, 1..4, opts).await.unwrap()[..],
+        x.bytes(1..4)
+    );
+    assert_eq!(up.calls.load(Ordering::SeqCst), 1);
+    assert!(
+        !srv.store.contains(&xh, 0..6),
+        "the wrong range was dropped"
+    );
+    srv.shutdown().await;
+}

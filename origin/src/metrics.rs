@@ -1,0 +1,117 @@
+//! Every Prometheus metric of zest-origin (`zest_origin_*`), in one registry per server.
+//!
+//! Labels are bounded: `route` is a route template (`/{org}/{name}/resolve/{rev}/{path}`),
+//! never a concrete path; `status` is an HTTP status code.
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// The metrics of one server.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub xorb_bytes_served: IntCounter,
+    pub file_bytes_served: IntCounter,
+    pub reconstructions_served: IntCounterVec,
+    pub xorb_range_requests: IntCounterVec,
+    pub faults_injected: IntCounterVec,
+    pub files_indexed: IntCounter,
+    pub files_reused: IntCounter,
+    pub bytes_indexed: IntCounter,
+    pub xorbs_written: IntCounter,
+    pub repos: IntGauge,
+    pub files: IntGauge,
+    pub xorbs: IntGauge,
+    pub index_duration_ms: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        Metrics {
+            requests: counter_vec(
+                "zest_origin_requests_total",
+                "HTTP requests by route template and status",
+                &["route", "status"],
+            ),
+            xorb_bytes_served: counter(
+                "zest_origin_xorb_bytes_served_total",
+                "Bytes of xorb data sent",
+            ),
+            file_bytes_served: counter(
+                "zest_origin_file_bytes_served_total",
+                "Bytes of whole-file (resolve) bodies sent",
+            ),
+            reconstructions_served: counter_vec(
+                "zest_origin_reconstructions_served_total",
+                "Reconstruction answers by API version",
+                &["version"],
+            ),
+            xorb_range_requests: counter_vec(
+                "zest_origin_xorb_range_requests_total",
+                "Xorb GETs served, by kind of Range (single or multi)",
+                &["kind"],
+            ),
+            faults_injected: counter_vec(
+                "zest_origin_faults_injected_total",
+                "Test faults injected by kind",
+                &["kind"],
+            ),
+            files_indexed: counter(
+                "zest_origin_files_indexed_total",
+                "Files hashed and chunked at start",
+            ),
+            files_reused: counter(
+                "zest_origin_files_reused_total",
+                "Files whose index record was reused at start",
+            ),
+            bytes_indexed: counter(
+                "zest_origin_bytes_indexed_total",
+                "Bytes of files hashed and chunked at start",
+            ),
+            xorbs_written: counter("zest_origin_xorbs_written_total", "Xorbs written at start"),
+            repos: gauge("zest_origin_repos", "Repos served"),
+            files: gauge("zest_origin_files", "Files served"),
+            xorbs: gauge("zest_origin_xorbs", "Xorbs stored"),
+            index_duration_ms: gauge(
+                "zest_origin_index_duration_milliseconds",
+                "Time the start-up scan and index took",
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,130 @@
+//! Every Prometheus metric of the tracker, named `zest_tracker_*`, with bounded labels.
+//!
+//! Each server owns its own [`Metrics`] (and registry) so that several trackers can run in one
+//! test process. Route labels are the route patterns (`/v1/peers/{id}`), never raw paths.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route pattern and status class (`2xx`, `4xx`, `5xx`).
+    pub http_requests: IntCounterVec,
+    /// Request latency by route pattern.
+    pub http_duration: HistogramVec,
+    /// Announces by kind (`full`, `delta`, `heartbeat`).
+    pub announces: IntCounterVec,
+    /// Lookup items asked for.
+    pub lookup_items: IntCounter,
+    /// Lookup items no live peer holds.
+    pub lookup_misses: IntCounter,
+    /// Store failures by operation.
+    pub store_errors: IntCounterVec,
+    /// Requests refused for a missing or wrong token.
+    pub auth_failures: IntCounter,
+    pub reports: IntCounter,
+    /// Bytes reported by pulls, by source (`local`, `peers`, `edges`, `upstream`).
+    pub report_bytes: IntCounterVec,
+    pub manifests_stored: IntCounter,
+    /// Live peers as of the last sweep.
+    pub peers_alive: IntGauge,
+    /// Expired peers whose holdings the sweeper deleted.
+    pub peers_swept: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "zest_tracker_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("unique metric");
+        let peers_alive = IntGauge::new(
+            "zest_tracker_peers_alive",
+            "Live peers as of the last sweep",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(peers_alive.clone()))
+            .expect("unique metric");
+        Metrics {
+            http_requests: counter_vec(
+                "zest_tracker_http_requests_total",
+                "HTTP requests by route and status class",
+                &["route", "status"],
+            ),
+            http_duration,
+            announces: counter_vec(
+                "zest_tracker_announces_total",
+                "Announces by kind",
+                &["kind"],
+            ),
+            lookup_items: counter("zest_tracker_lookup_items_total", "Lookup items asked for"),
+            lookup_misses: counter(
+                "zest_tracker_lookup_misses_total",
+                "Lookup items no live peer holds",
+            ),
+            store_errors: counter_vec(
+                "zest_tracker_store_errors_total",
+                "Store failures by operation",
+                &["op"],
+            ),
+            auth_failures: counter(
+                "zest_tracker_auth_failures_total",
+                "Requests refused for their token",
+            ),
+            reports: counter("zest_tracker_reports_total", "Pull reports received"),
+            report_bytes: counter_vec(
+                "zest_tracker_report_bytes_total",
+                "Bytes reported by pulls by source",
+                &["source"],
+            ),
+            manifests_stored: counter("zest_tracker_manifests_stored_total", "Manifests stored"),
+            peers_alive,
+            peers_swept: counter("zest_tracker_peers_swept_total", "Expired peers swept"),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,319 @@
+//! The embedded store: all state in this process's memory.
+//!
+//! Used when neither `DATABASE_URL` nor `REDIS_URL` is set: one machine, the demo, tests.
+//! Nothing survives a restart (`durable() == false`); announcements rebuild the hot state.
+//! Stored tokens do not exist here, only the `--token` flag. Reports are kept up to
+//! [`MAX_KEPT_REPORTS`] (the oldest are dropped; the totals keep counting).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, RwLock};
+
+use async_trait::async_trait;
+use xet::MerkleHash;
+
+use super::{Store, StoreError, StoreResult};
+use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::model::{
+    AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, ManifestKey,
+    ManifestRecord, PeerRecord, PeerStatus, Report, ReportTotals, StoreStats,
+};
+use crate::ranges::RangeSet;
+
+/// Reports kept in memory; older ones are dropped.
+pub const MAX_KEPT_REPORTS: usize = 100_000;
+
+#[derive(Debug)]
+struct PeerEntry {
+    record: PeerRecord,
+    expires_at_ms: u64,
+    xorbs: FxHashSet<MerkleHash>,
+}
+
+#[derive(Debug, Default)]
+struct Hot {
+    peers: FxHashMap<String, PeerEntry>,
+    /// xorb → peer id → ranges held.
+    index: FxHashMap<MerkleHash, FxHashMap<String, RangeSet>>,
+}
+
+impl Hot {
+    fn drop_holdings(&mut self, id: &str, xorbs: impl IntoIterator<Item = MerkleHash>) {
+        for x in xorbs {
+            if let Some(holders) = self.index.get_mut(&x) {
+                holders.remove(id);
+                if holders.is_empty() {
+                    self.index.remove(&x);
+                }
+            }
+        }
+    }
+
+    fn remove_peer(&mut self, id: &str) -> bool {
+        match self.peers.remove(id) {
+            Some(entry) => {
+                self.drop_holdings(id, entry.xorbs);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Durable {
+    manifests: HashMap<ManifestKey, ManifestRecord>,
+    reports: VecDeque<Report>,
+    totals: ReportTotals,
+}
+
+/// In-memory [`Store`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    hot: RwLock<Hot>,
+    durable: Mutex<Durable>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Internal("embedded store lock poisoned".into())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    async fn announce(
+        &self,
+        a: &Announcement,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> StoreResult<AnnounceOutcome> {
+        let mut hot = self.hot.write().map_err(poisoned)?;
+        let id = a.peer.id.clone();
+        let expires_at_ms = now_ms.saturating_add(ttl_ms);
+        // A peer that expired but was not swept yet starts from nothing.
+        let was_live = hot.peers.get(&id).is_some_and(|e| e.expires_at_ms > now_ms);
+        if !was_live {
+            hot.remove_peer(&id);
+        }
+        // Compute the new holdings of every touched xorb before changing anything, so a
+        // refused change (too many ranges) leaves the old state intact.
+        let mut updates: Vec<(MerkleHash, RangeSet)> = Vec::new();
+        let mut full_replace: Option<FxHashSet<MerkleHash>> = None;
+        match &a.change {
+            HoldingsChange::Full(list) => {
+                let mut merged: HashMap<MerkleHash, RangeSet> = HashMap::with_capacity(list.len());
+                for h in list {
+                    let set = merged.entry(h.xorb).or_default();
+                    for &(s, e) in h.ranges.ranges() {
+                        set.insert(s, e)?;
+                    }
+                }
+                full_replace = Some(merged.keys().copied().collect());
+                updates.extend(merged);
+            }
+            HoldingsChange::Delta { added, removed } => {
+                let mut touched: HashMap<MerkleHash, RangeSet> = HashMap::new();
+                for h in removed.iter().chain(added) {
+                    touched.entry(h.xorb).or_insert_with(|| {
+                        hot.index
+                            .get(&h.xorb)
+                            .and_then(|m| m.get(&id))
+                            .cloned()
+                            .unwrap_or_default()
+                    });
+                }
+                for h in removed {
+                    let set = touched.entry(h.xorb).or_default();
+                    for &(s, e) in h.ranges.ranges() {
+                        set.remove(s, e)?;
+                    }
+                }
+                for h in added {
+                    let set = touched.entry(h.xorb).or_default();
+                    for &(s, e) in h.ranges.ranges() {
+                        set.insert(s, e)?;
+                    }
+                }
+                updates.extend(touched);
+            }
+        }
+
+        let hot = &mut *hot;
+        let entry = hot.peers.entry(id.clone()).or_insert_with(|| PeerEntry {
+            record: a.peer.clone(),
+            expires_at_ms,
+            xorbs: FxHashSet::default(),
+        });
+        entry.record = a.peer.clone();
+        entry.expires_at_ms = expires_at_ms;
+        if let Some(keep) = full_replace {
+            let gone: Vec<MerkleHash> = entry.xorbs.difference(&keep).copied().collect();
+            entry.xorbs = keep;
+            for x in gone {
+                if let Some(holders) = hot.index.get_mut(&x) {
+                    holders.remove(&id);
+                    if holders.is_empty() {
+                        hot.index.remove(&x);
+                    }
+                }
+            }
+        }
+        for (x, set) in updates {
+            if set.is_empty() {
+                entry.xorbs.remove(&x);
+                if let Some(holders) = hot.index.get_mut(&x) {
+                    holders.remove(&id);
+                    if holders.is_empty() {
+                        hot.index.remove(&x);
+                    }
+                }
+            } else {
+                entry.xorbs.insert(x);
+                hot.index.entry(x).or_default().insert(id.clone(), set);
+            }
+        }
+        Ok(AnnounceOutcome {
+            held_xorbs: entry.xorbs.len() as u64,
+            was_live,
+        })
+    }
+
+    async fn remove_peer(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.hot.write().map_err(poisoned)?.remove_peer(id))
+    }
+
+    async fn lookup(&self, keys: &[LookupKey], now_ms: u64) -> StoreResult<LookupHits> {
+        /// Marks a peer found expired, so that it is looked up once per batch.
+        const DEAD: u32 = u32::MAX;
+        let hot = self.hot.read().map_err(poisoned)?;
+        let mut hits = LookupHits {
+            peers: Vec::new(),
+            items: Vec::with_capacity(keys.len()),
+        };
+        let mut slots: FxHashMap<&str, u32> = FxHashMap::default();
+        for k in keys {
+            let mut found = Vec::new();
+            if let Some(holders) = hot.index.get(&k.xorb) {
+                for (id, set) in holders {
+                    if !set.covers(k.start, k.end) {
+                        continue;
+                    }
+                    let slot = *slots.entry(id.as_str()).or_insert_with(|| {
+                        match hot.peers.get(id).filter(|p| p.expires_at_ms > now_ms) {
+                            Some(p) => {
+                                hits.peers.push(p.record.clone());
+                                (hits.peers.len() - 1) as u32
+                            }
+                            None => DEAD,
+                        }
+                    });
+                    if slot != DEAD {
+                        found.push(slot);
+                    }
+                }
+            }
+            hits.items.push(found);
+        }
+        Ok(hits)
+    }
+
+    async fn live_peers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<PeerStatus>> {
+        let hot = self.hot.read().map_err(poisoned)?;
+        let mut out: Vec<PeerStatus> = hot
+            .peers
+            .values()
+            .filter(|p| p.expires_at_ms > now_ms)
+            .map(|p| PeerStatus {
+                record: p.record.clone(),
+                expires_at_ms: p.expires_at_ms,
+                held_xorbs: p.xorbs.len() as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn sweep(&self, now_ms: u64) -> StoreResult<u64> {
+        let mut hot = self.hot.write().map_err(poisoned)?;
+        let dead: Vec<String> = hot
+            .peers
+            .iter()
+            .filter(|(_, p)| p.expires_at_ms <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            hot.remove_peer(id);
+        }
+        Ok(dead.len() as u64)
+    }
+
+    async fn put_manifest(&self, key: &ManifestKey, rec: &ManifestRecord) -> StoreResult<()> {
+        self.durable
+            .lock()
+            .map_err(poisoned)?
+            .manifests
+            .insert(key.clone(), rec.clone());
+        Ok(())
+    }
+
+    async fn get_manifest(&self, key: &ManifestKey) -> StoreResult<Option<ManifestRecord>> {
+        Ok(self
+            .durable
+            .lock()
+            .map_err(poisoned)?
+            .manifests
+            .get(key)
+            .cloned())
+    }
+
+    async fn add_report(&self, report: &Report) -> StoreResult<()> {
+        let mut d = self.durable.lock().map_err(poisoned)?;
+        d.totals.reports += 1;
+        d.totals.bytes.add(&report.bytes);
+        if d.reports.len() >= MAX_KEPT_REPORTS {
+            d.reports.pop_front();
+        }
+        d.reports.push_back(report.clone());
+        Ok(())
+    }
+
+    async fn stats(&self, now_ms: u64) -> StoreResult<StoreStats> {
+        let mut stats = StoreStats::default();
+        {
+            let hot = self.hot.read().map_err(poisoned)?;
+            for p in hot.peers.values().filter(|p| p.expires_at_ms > now_ms) {
+                stats.peers += 1;
+                match p.record.role {
+                    crate::model::Role::Edge => stats.edges += 1,
+                    crate::model::Role::Client => stats.clients += 1,
+                }
+                stats.held_xorbs += p.xorbs.len() as u64;
+            }
+        }
+        let d = self.durable.lock().map_err(poisoned)?;
+        stats.manifests = d.manifests.len() as u64;
+        stats.reports = d.totals;
+        Ok(stats)
+    }
+
+    async fn token_name(&self, _sha256: &[u8; 32]) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn ready(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,510 @@
+//! The hot half of the production store: peer liveness and holdings in Redis.
+//!
+//! Keys (all under the `zt:` prefix; `<xorb>` is the API hex of a xorb hash):
+//!
+//! - `zt:x:<xorb>` — hash: peer id → the ranges it holds, in [`RangeSet::encode`] form.
+//!   A lookup reads one of these per distinct xorb (`HGETALL`, pipelined).
+//! - `zt:live` — sorted set: peer id scored by the millisecond its liveness ends. Expiry is
+//!   decided against the tracker's clock, not Redis TTLs, so a test clock drives it too.
+//! - `zt:p:<id>` — string: the peer's record as JSON.
+//! - `zt:h:<id>` — set: the xorbs the peer holds, to clean up after it.
+//!
+//! A batch lookup is two pipelined round trips whatever its size: `HGETALL` of every distinct
+//! xorb, then `ZMSCORE zt:live` and `MGET zt:p:*` of every distinct candidate peer. Every
+//! command has a time limit ([`RedisHot::connect`]'s `timeout`), so a dead Redis turns into
+//! [`StoreError::Unavailable`] quickly; the [`ConnectionManager`] reconnects by itself.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+use xet::MerkleHash;
+
+use super::{StoreError, StoreResult};
+use crate::fxhash::FxHashMap;
+use crate::model::{
+    AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, PeerRecord, PeerStatus,
+};
+use crate::ranges::{RangeError, RangeSet};
+
+const LIVE: &str = "zt:live";
+const XORB_PREFIX: &str = "zt:x:";
+/// Most arguments in one `SADD`.
+const SADD_BATCH: usize = 1000;
+/// Most dead peers removed per sweep call.
+const SWEEP_BATCH: isize = 1000;
+
+/// Removes one peer's holdings, record and liveness, atomically, unless its liveness was
+/// renewed past ARGV[2] meanwhile. KEYS: live zset, holdings set, record. ARGV: id, now, prefix.
+const REMOVE_PEER_LUA: &str = r"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > tonumber(ARGV[2]) then return 0 end
+local xs = redis.call('SMEMBERS', KEYS[2])
+for _, x in ipairs(xs) do redis.call('HDEL', ARGV[3] .. x, ARGV[1]) end
+local existed = redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if s or existed == 1 then return 1 end
+return 0
+";
+
+fn xorb_key(x: &MerkleHash) -> String {
+    format!("{XORB_PREFIX}{x}")
+}
+
+fn holdings_key(id: &str) -> String {
+    format!("zt:h:{id}")
+}
+
+fn record_key(id: &str) -> String {
+    format!("zt:p:{id}")
+}
+
+/// The field/value pairs of an `HGETALL` answer (RESP2 flat array or RESP3 map).
+fn hash_pairs(v: &redis::Value) -> Option<Vec<(&[u8], &[u8])>> {
+    fn bulk(v: &redis::Value) -> Option<&[u8]> {
+        match v {
+            redis::Value::BulkString(b) => Some(b.as_slice()),
+            _ => None,
+        }
+    }
+    use redis::Value;
+    match v {
+        Value::Nil => Some(Vec::new()),
+        Value::Array(items) if items.len() % 2 == 0 => items
+            .chunks_exact(2)
+            .map(|c| Some((bulk(&c[0])?, bulk(&c[1])?)))
+            .collect(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .map(|(a, b)| Some((bulk(a)?, bulk(b)?)))
+            .collect(),
+        _ => None,
+    }
+}
+
+fn redis_err(what: &str, e: RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis {what}: {e}"))
+}
+
+/// Redis connection with the tracker's commands.
+#[derive(Clone)]
+pub struct RedisHot {
+    conn: ConnectionManager,
+    timeout: Duration,
+    remove_script: Script,
+}
+
+impl std::fmt::Debug for RedisHot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHot")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisHot {
+    /// Connects to `url`; `timeout` bounds every later command and each reconnect attempt.
+    pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            timeout * 4,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
+        .context("connecting to Redis (REDIS_URL)")?;
+        Ok(RedisHot {
+            conn,
+            timeout,
+            remove_script: Script::new(REMOVE_PEER_LUA),
+        })
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, RedisError>>,
+    ) -> StoreResult<T> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(redis_err(what, e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis {what}: no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Runs the removal script; `now_ms = u64::MAX` removes unconditionally.
+    async fn remove_if_expired(&self, id: &str, now_ms: u64) -> StoreResult<bool> {
+        let mut conn = self.conn.clone();
+        let mut inv = self.remove_script.prepare_invoke();
+        inv.key(LIVE)
+            .key(holdings_key(id))
+            .key(record_key(id))
+            .arg(id)
+            .arg(now_ms)
+            .arg(XORB_PREFIX);
+        let removed: i64 = self
+            .timed("remove peer", inv.invoke_async(&mut conn))
+            .await?;
+        Ok(removed == 1)
+    }
+
+    /// Applies an announce.
+    pub async fn announce(
+        &self,
+        a: &Announcement,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> StoreResult<AnnounceOutcome> {
+        let id = a.peer.id.as_str();
+        let hkey = holdings_key(id);
+        let record = serde_json::to_string(&a.peer)
+            .map_err(|e| StoreError::Internal(format!("peer record: {e}")))?;
+        let expires_at_ms = now_ms.saturating_add(ttl_ms);
+        let mut conn = self.conn.clone();
+        let mut write = redis::pipe();
+        write.atomic();
+        let was_live;
+        match &a.change {
+            HoldingsChange::Full(list) => {
+                let mut merged: HashMap<MerkleHash, RangeSet> = HashMap::with_capacity(list.len());
+                for h in list {
+                    let set = merged.entry(h.xorb).or_default();
+                    for &(s, e) in h.ranges.ranges() {
+                        set.insert(s, e)?;
+                    }
+                }
+                let (old, score): (Vec<String>, Option<f64>) = self
+                    .timed(
+                        "announce read",
+                        redis::pipe()
+                            .cmd("SMEMBERS")
+                            .arg(&hkey)
+                            .cmd("ZSCORE")
+                            .arg(LIVE)
+                            .arg(id)
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                was_live = score.is_some_and(|s| s > now_ms as f64);
+                let new_hex: HashSet<String> = merged.keys().map(|x| x.to_hex()).collect();
+                for o in old.iter().filter(|o| !new_hex.contains(*o)) {
+                    write
+                        .cmd("HDEL")
+                        .arg(format!("{XORB_PREFIX}{o}"))
+                        .arg(id)
+                        .ignore();
+                }
+                write.cmd("DEL").arg(&hkey).ignore();
+                for (x, set) in &merged {
+                    write
+                        .cmd("HSET")
+                        .arg(xorb_key(x))
+                        .arg(id)
+                        .arg(set.encode())
+                        .ignore();
+                }
+                let hexes: Vec<&String> = new_hex.iter().collect();
+                for chunk in hexes.chunks(SADD_BATCH) {
+                    write.cmd("SADD").arg(&hkey).arg(chunk).ignore();
+                }
+            }
+            HoldingsChange::Delta { added, removed } => {
+                let mut touched: Vec<MerkleHash> = Vec::new();
+                let mut seen = HashSet::new();
+                for h in removed.iter().chain(added) {
+                    if seen.insert(h.xorb) {
+                        touched.push(h.xorb);
+                    }
+                }
+                let mut read = redis::pipe();
+                read.cmd("ZSCORE").arg(LIVE).arg(id);
+                for x in &touched {
+                    read.cmd("HGET").arg(xorb_key(x)).arg(id);
+                }
+                let mut answers: Vec<redis::Value> = self
+                    .timed("announce read", read.query_async(&mut conn))
+                    .await?;
+                if answers.len() != touched.len() + 1 {
+                    return Err(StoreError::Internal("redis: short pipeline answer".into()));
+                }
+                let score: Option<f64> = redis::from_redis_value(answers.remove(0))
+                    .map_err(|e| StoreError::Internal(format!("redis zscore: {e}")))?;
+                was_live = score.is_some_and(|s| s > now_ms as f64);
+                let mut sets: HashMap<MerkleHash, RangeSet> = HashMap::with_capacity(touched.len());
+                if !was_live {
+                    // Forget whatever an expired, unswept peer left behind.
+                    self.remove_if_expired(id, now_ms).await?;
+                }
+                for (x, v) in touched.iter().zip(answers) {
+                    let text: Option<String> = redis::from_redis_value(v)
+                        .map_err(|e| StoreError::Internal(format!("redis hget: {e}")))?;
+                    let set = match (was_live, text) {
+                        (true, Some(t)) => RangeSet::decode(&t).unwrap_or_else(|e| {
+                            tracing::warn!(peer = id, xorb = %x, error = %e, "dropping corrupt ranges in redis");
+                            RangeSet::new()
+                        }),
+                        _ => RangeSet::new(),
+                    };
+                    sets.insert(*x, set);
+                }
+                for h in removed {
+                    let set = sets.entry(h.xorb).or_default();
+                    for &(s, e) in h.ranges.ranges() {
+                        set.remove(s, e)?;
+                    }
+                }
+                for h in added {
+                    let set = sets.entry(h.xorb).or_default();
+                    for &(s, e) in h.ranges.ranges() {
+                        set.insert(s, e)?;
+                    }
+                }
+                for x in &touched {
+                    let hex = x.to_hex();
+                    match sets.get(x) {
+                        Some(set) if !set.is_empty() => {
+                            write
+                                .cmd("HSET")
+                                .arg(xorb_key(x))
+                                .arg(id)
+                                .arg(set.encode())
+                                .ignore();
+                            write.cmd("SADD").arg(&hkey).arg(hex).ignore();
+                        }
+                        _ => {
+                            write.cmd("HDEL").arg(xorb_key(x)).arg(id).ignore();
+                            write.cmd("SREM").arg(&hkey).arg(hex).ignore();
+                        }
+                    }
+                }
+            }
+        }
+        write.cmd("SET").arg(record_key(id)).arg(record).ignore();
+        write
+            .cmd("ZADD")
+            .arg(LIVE)
+            .arg(expires_at_ms)
+            .arg(id)
+            .ignore();
+        write.cmd("SCARD").arg(&hkey);
+        let (held,): (u64,) = self
+            .timed("announce write", write.query_async(&mut conn))
+            .await?;
+        Ok(AnnounceOutcome {
+            held_xorbs: held,
+            was_live,
+        })
+    }
+
+    pub async fn remove_peer(&self, id: &str) -> StoreResult<bool> {
+        self.remove_if_expired(id, u64::MAX).await
+    }
+
+    pub async fn lookup(&self, keys: &[LookupKey], now_ms: u64) -> StoreResult<LookupHits> {
+        let mut conn = self.conn.clone();
+        // Round trip 1: every distinct xorb's holders.
+        let mut slot: FxHashMap<MerkleHash, usize> = FxHashMap::default();
+        let mut read = redis::pipe();
+        for k in keys {
+            let next = slot.len();
+            slot.entry(k.xorb).or_insert_with(|| {
+                read.cmd("HGETALL").arg(xorb_key(&k.xorb));
+                next
+            });
+        }
+        if slot.is_empty() {
+            return Ok(LookupHits::default());
+        }
+        let holders: Vec<redis::Value> = self
+            .timed("lookup holders", read.query_async(&mut conn))
+            .await?;
+        if holders.len() != slot.len() {
+            return Err(StoreError::Internal("redis: short pipeline answer".into()));
+        }
+        // Work on the answer's bytes: no String per field of a 2,000-xorb answer.
+        let mut decoded: Vec<Vec<(&[u8], RangeSet)>> = Vec::with_capacity(holders.len());
+        for value in &holders {
+            let pairs = hash_pairs(value).ok_or_else(|| {
+                StoreError::Internal("redis: HGETALL answer is not a hash".into())
+            })?;
+            let mut v = Vec::with_capacity(pairs.len());
+            for (id, text) in pairs {
+                match std::str::from_utf8(text)
+                    .map_err(|_| RangeError::Malformed("non-UTF-8".into()))
+                    .and_then(RangeSet::decode)
+                {
+                    Ok(set) => v.push((id, set)),
+                    Err(e) => {
+                        tracing::warn!(peer = %String::from_utf8_lossy(id), error = %e, "ignoring corrupt ranges in redis")
+                    }
+                }
+            }
+            decoded.push(v);
+        }
+        // Candidates by index into `ids`.
+        let mut ids: Vec<&[u8]> = Vec::new();
+        let mut index_of: FxHashMap<&[u8], u32> = FxHashMap::default();
+        let mut candidates: Vec<Vec<u32>> = Vec::with_capacity(keys.len());
+        for k in keys {
+            let mut found = Vec::new();
+            for (id, set) in &decoded[slot[&k.xorb]] {
+                if set.covers(k.start, k.end) {
+                    let i = *index_of.entry(*id).or_insert_with(|| {
+                        ids.push(id);
+                        (ids.len() - 1) as u32
+                    });
+                    found.push(i);
+                }
+            }
+            candidates.push(found);
+        }
+        if ids.is_empty() {
+            return Ok(LookupHits {
+                peers: Vec::new(),
+                items: candidates,
+            });
+        }
+        // Round trip 2: liveness and record of every distinct candidate.
+        let record_keys: Vec<Vec<u8>> = ids.iter().map(|id| [b"zt:p:", *id].concat()).collect();
+        let (scores, records): (Vec<Option<f64>>, Vec<Option<Vec<u8>>>) = self
+            .timed(
+                "lookup peers",
+                redis::pipe()
+                    .cmd("ZMSCORE")
+                    .arg(LIVE)
+                    .arg(&ids)
+                    .cmd("MGET")
+                    .arg(&record_keys)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if scores.len() != ids.len() || records.len() != ids.len() {
+            return Err(StoreError::Internal("redis: short pipeline answer".into()));
+        }
+        // Candidate index -> index into the live peers of the answer.
+        let mut live_index = vec![u32::MAX; ids.len()];
+        let mut peers = Vec::new();
+        for (i, ((id, score), record)) in ids.iter().zip(scores).zip(records).enumerate() {
+            let (Some(score), Some(record)) = (score, record) else {
+                continue;
+            };
+            if score <= now_ms as f64 {
+                continue;
+            }
+            match serde_json::from_slice::<PeerRecord>(&record) {
+                Ok(r) => {
+                    live_index[i] = peers.len() as u32;
+                    peers.push(r);
+                }
+                Err(e) => tracing::warn!(
+                    peer = %String::from_utf8_lossy(id),
+                    error = %e,
+                    "ignoring corrupt peer record in redis"
+                ),
+            }
+        }
+        let items = candidates
+            .into_iter()
+            .map(|found| {
+                found
+                    .into_iter()
+                    .map(|i| live_index[i as usize])
+                    .filter(|&i| i != u32::MAX)
+                    .collect()
+            })
+            .collect();
+        Ok(LookupHits { peers, items })
+    }
+
+    pub async fn live_peers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<PeerStatus>> {
+        let mut conn = self.conn.clone();
+        let live: Vec<(String, f64)> = self
+            .timed(
+                "list peers",
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(LIVE)
+                    .arg(format!("({now_ms}"))
+                    .arg("+inf")
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut read = redis::pipe();
+        for (id, _) in &live {
+            read.cmd("GET")
+                .arg(record_key(id))
+                .cmd("SCARD")
+                .arg(holdings_key(id));
+        }
+        let answers: Vec<(Option<String>, u64)> = self
+            .timed("list peers", read.query_async(&mut conn))
+            .await?;
+        let mut out = Vec::with_capacity(live.len());
+        for ((id, score), (record, held)) in live.into_iter().zip(answers) {
+            let Some(record) = record else { continue };
+            match serde_json::from_str::<PeerRecord>(&record) {
+                Ok(record) => out.push(PeerStatus {
+                    record,
+                    expires_at_ms: score as u64,
+                    held_xorbs: held,
+                }),
+                Err(e) => {
+                    tracing::warn!(peer = %id, error = %e, "ignoring corrupt peer record in redis")
+                }
+            }
+        }
+        out.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        Ok(out)
+    }
+
+    pub async fn sweep(&self, now_ms: u64) -> StoreResult<u64> {
+        let mut conn = self.conn.clone();
+        let dead: Vec<String> = self
+            .timed(
+                "sweep",
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(LIVE)
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(SWEEP_BATCH)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let mut n = 0;
+        for id in dead {
+            if self.remove_if_expired(&id, now_ms).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = self
+            .timed("ping", redis::cmd("PING").query_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Failure tests of the PostgreSQL + Redis store: Redis killed and restarted under load.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use zest_tracker::api::PeerRole;
+
+use crate::harness::*;
+
+/// Lookups while Redis dies get 503 quickly (never hang), and work again by themselves once
+/// Redis is back and peers re-announce. Manifests (PostgreSQL) keep working meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_while_looking_up() {
+    let mut env = Env::start(Backend::PgRedis).await;
+    let e = peer("edge-1", PeerRole::Edge, "", 0);
+    env.announce(&full(e.clone(), vec![holding(1, &[(0, 10)])]))
+        .await;
+    assert_eq!(env.holders(1, 0, 10).await, ["edge-1"]);
+
+    // A client looking up continuously, recording every status and the slowest answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowest_ms = Arc::new(AtomicU64::new(0));
+    let (ok, unavailable, other) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let looker = {
+        let (http, url) = (env.http.clone(), env.url("/v1/lookup"));
+        let (stop, slowest_ms, ok, unavailable, other) = (
+            stop.clone(),
+            slowest_ms.clone(),
+            ok.clone(),
+            unavailable.clone(),
+            other.clone(),
+        );
+        tokio::spawn(async move {
+            let body = one_lookup(1, 0, 10);
+            for _ in 0..100_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let t = Instant::now();
+                let status = http.post(&url).json(&body).send().await.map(|r| r.status());
+                slowest_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::SeqCst);
+                match status {
+                    Ok(StatusCode::OK) => ok.fetch_add(1, Ordering::SeqCst),
+                    Ok(StatusCode::SERVICE_UNAVAILABLE) => {
+                        unavailable.fetch_add(1, Ordering::SeqCst)
+                    }
+                    _ => other.fetch_add(1, Ordering::SeqCst),
+                };
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(ok.load(Ordering::SeqCst) > 0);
+
+    let port = env.redis.as_ref().expect("redis").port;
+    env.redis.as_mut().expect("redis").kill();
+    // Lookups now fail fast with 503 and a JSON error.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let t = Instant::now();
+        let (status, body) = env
+            .call(
+                Method::POST,
+                "/v1/lookup",
+                Some(&one_lookup(1, 0, 10)),
+                None,
+            )
+            .await;
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_millis(1500),
+            "a lookup with Redis down took {took:?}"
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(
+                body["error"].as_str().is_some_and(|e| e.contains("redis")),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lookups kept answering {status} with Redis dead"
+        );
+    }
+    let (status, _) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // PostgreSQL-backed endpoints are not affected.
+    let (status, _) = env
+        .call(
+            Method::GET,
+            "/v1/manifests/org/model/main",
+            None::<&()>,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Redis comes back empty on the same port; the tracker reconnects by itself.
+    env.redis = Some(RedisProc::start_on(port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = env
+            .call(
+                Method::POST,
+                "/v1/announce",
+                Some(&full(e.clone(), vec![holding(1, &[(0, 10)])])),
+                Some(TOKEN),
+            )
+            .await;
+        if status == StatusCode::OK {
+            assert_eq!(
+                body["resync"], true,
+                "the restarted Redis lost the peer: {body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tracker did not recover after Redis came back: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.holders(1, 0, 10).await, ["edge-1"]);
+    let (status, _) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ok_before = ok.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    looker.await.expect("looker");
+    assert!(
+        ok.load(Ordering::SeqCst) > ok_before,
+        "the looping client succeeds again"
+    );
+    assert!(
+        unavailable.load(Ordering::SeqCst) > 0,
+        "the looping client saw 503s"
+    );
+    assert_eq!(
+        other.load(Ordering::SeqCst),
+        0,
+        "only 200 or 503, never another error or a hang"
+    );
+    let slowest = slowest_ms.load(Ordering::SeqCst);
+    assert!(slowest < 1500, "slowest lookup took {slowest} ms");
+}
