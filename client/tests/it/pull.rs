@@ -508,3 +508,93 @@ fn interrupted_pull_resumes_and_fetches_only_what_was_missing() {
     );
     let _ = big;
 }
+
+/// Flips one byte in the middle of every stored range file under `dir`, in place (a running
+/// seed's memory maps see the change).
+fn corrupt_store(dir: &Path) -> usize {
+    use std::io::{Seek, SeekFrom};
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.len() > 4096 {
+                let mut f = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&p)
+                    .expect("open");
+                let at = m.len() / 2;
+                let mut b = [0u8; 1];
+                f.seek(SeekFrom::Start(at)).expect("seek");
+                f.read_exact(&mut b).expect("read");
+                b[0] ^= 0x5a;
+                f.seek(SeekFrom::Start(at)).expect("seek");
+                f.write_all(&b).expect("write");
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn a_peer_serving_corrupt_bytes_is_avoided_and_files_are_right() {
+    let origin = start_origin(&[]);
+    let tracker = start_tracker();
+    let a = Client::new("bad-a");
+    a.pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("first pull");
+    let mut seed = a
+        .command(
+            &origin.addr,
+            Some(&tracker.addr),
+            &[
+                "--log-json",
+                "seed",
+                "--listen",
+                "127.0.0.1:0",
+                "--peer-id",
+                "bad-seed",
+            ],
+        )
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn zest seed");
+    let stderr = seed.stderr.take().expect("stderr");
+    let _seed = Proc {
+        child: seed,
+        _stdin: None,
+        addr: wait_for_line(stderr, "zest seed ready"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http_get(&tracker.addr, "/v1/peers")
+        .unwrap_or_default()
+        .contains("bad-seed")
+    {
+        assert!(Instant::now() < deadline, "the seed never announced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        corrupt_store(&a.zest_cache()) > 0,
+        "no store file to corrupt"
+    );
+
+    let b = Client::new("bad-b");
+    let s = b
+        .pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("pull");
+    b.assert_identical();
+    eprintln!("summary: {s}");
+    let avoided = !s["bad_sources"].as_object().expect("map").is_empty();
+    assert!(
+        avoided || bytes(&s, "upstream") > 0,
+        "corrupt peer bytes were neither caught nor replaced: {s}"
+    );
+}
