@@ -15,7 +15,11 @@ pub enum LogFormat {
 
 /// Settings of one edge.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "zest-edge", version, about = "zest edge cache and Hugging Face cache-proxy")]
+#[command(
+    name = "zest-edge",
+    version,
+    about = "zest edge cache and Hugging Face cache-proxy"
+)]
 pub struct Config {
     /// Folder of the xorb range store (created if missing).
     #[arg(long, env = "ZEST_EDGE_CACHE_DIR", default_value = "./zest-edge-cache")]
@@ -24,7 +28,11 @@ pub struct Config {
     #[arg(long, env = "ZEST_EDGE_CACHE_SIZE", default_value = "10G", value_parser = parse_size)]
     pub cache_size: u64,
     /// The Hugging Face endpoint proxied.
-    #[arg(long, env = "ZEST_EDGE_UPSTREAM", default_value = "https://huggingface.co")]
+    #[arg(
+        long,
+        env = "ZEST_EDGE_UPSTREAM",
+        default_value = "https://huggingface.co"
+    )]
     pub upstream: String,
     /// Base URL of the zest tracker (announce and lookup); none = no tracker.
     #[arg(long, env = "ZEST_TRACKER")]
@@ -101,7 +109,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("bad size {s:?} (e.g. 500M, 10G)"))?;
-    n.checked_mul(mul).ok_or_else(|| format!("size {s:?} overflows"))
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("size {s:?} overflows"))
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use tokio::sync::OnceCell;
 use wire::{Role, Upstream};
 use xet::cas::{ByteRange, ChunkRange, ReconstructionV1, ReconstructionV2};
 use xet::MerkleHash;
-use xorbstore::peer::{FetchError, FetchOptions, PeerClient, PeerClientConfig, SingleFlight};
 use xorbstore::peer::UpstreamFetcher;
+use xorbstore::peer::{FetchError, FetchOptions, PeerClient, PeerClientConfig, SingleFlight};
 use xorbstore::{verify_range, Expectation, RangeView, Store, VerificationLevel, MAX_RANGE_BYTES};
 
 use crate::metrics::Metrics;
@@ -146,7 +146,9 @@ impl Edge {
                 buf.len()
             ));
         }
-        self.metrics.upstream_fetch_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .upstream_fetch_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics
             .bytes_fetched
             .with_label_values(&["upstream"])
@@ -286,7 +288,10 @@ impl Edge {
             return Ok(entries);
         }
         let cell: FileCell = {
-            let mut m = self.files_inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = self
+                .files_inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             m.entry(*file).or_default().clone()
         };
         let res = cell
@@ -306,7 +311,10 @@ impl Edge {
             .await
             .clone();
         {
-            let mut m = self.files_inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = self
+                .files_inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if m.get(file).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
                 m.remove(file);
             }
@@ -389,7 +397,10 @@ impl Edge {
                     .collect::<Vec<u32>>();
                 Ok::<_, FileError>(((*e).clone(), b, meta.chunk_hashes, lens))
             });
-        let results: Vec<_> = futures::stream::iter(jobs).buffer_unordered(4).collect().await;
+        let results: Vec<_> = futures::stream::iter(jobs)
+            .buffer_unordered(4)
+            .collect()
+            .await;
         for r in results {
             let (e, b, hashes, lens) = r?;
             known.insert((e.xorb, e.chunks), (hashes.clone(), lens));
@@ -400,9 +411,14 @@ impl Edge {
         for t in &rec.terms {
             let src = known
                 .iter()
-                .find(|((x, c), _)| *x == t.hash && c.start <= t.range.start && t.range.end <= c.end)
+                .find(|((x, c), _)| {
+                    *x == t.hash && c.start <= t.range.start && t.range.end <= c.end
+                })
                 .ok_or_else(|| {
-                    FileError::Verification(format!("term {}[{:?}] has no fetch entry", t.hash, t.range))
+                    FileError::Verification(format!(
+                        "term {}[{:?}] has no fetch entry",
+                        t.hash, t.range
+                    ))
                 })?;
             let ((_, c), (hashes, lens)) = src;
             let a = (t.range.start - c.start) as usize;
@@ -430,9 +446,12 @@ impl Edge {
         for (e, b, _) in fetched {
             let expected = Expectation::structural().file_verified();
             self.flights
-                .get_or_fetch(e.xorb, e.chunks.start..e.chunks.end, expected, || async move {
-                    Ok(b)
-                })
+                .get_or_fetch(
+                    e.xorb,
+                    e.chunks.start..e.chunks.end,
+                    expected,
+                    || async move { Ok(b) },
+                )
                 .await
                 .map_err(|err| FileError::Upstream(err.to_string()))?;
         }

@@ -73,11 +73,9 @@ async fn healthz() -> HttpResponse {
 pub struct PeerStats(pub xorbstore::peer::PeerServer);
 
 async fn metrics(edge: web::Data<Arc<Edge>>, peer: web::Data<PeerStats>) -> HttpResponse {
-    let text = edge.metrics.render(
-        &edge.store.stats(),
-        &edge.flights.stats(),
-        &peer.0.stats(),
-    );
+    let text = edge
+        .metrics
+        .render(&edge.store.stats(), &edge.flights.stats(), &peer.0.stats());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)
@@ -117,7 +115,11 @@ fn forward_headers(from: &HeaderMap) -> reqwest::header::HeaderMap {
 }
 
 /// Copies response headers back, rewriting upstream URLs in `Link` and `Location` to the edge.
-fn copy_response_headers(edge: &Edge, from: &reqwest::header::HeaderMap, to: &mut HttpResponseBuilder) {
+fn copy_response_headers(
+    edge: &Edge,
+    from: &reqwest::header::HeaderMap,
+    to: &mut HttpResponseBuilder,
+) {
     for (k, v) in from {
         let name = k.as_str();
         if is_hop_by_hop(name) {
@@ -126,7 +128,10 @@ fn copy_response_headers(edge: &Edge, from: &reqwest::header::HeaderMap, to: &mu
         let value = match name {
             "link" | "location" => match v.to_str() {
                 Ok(s) => HeaderValue::from_str(&s.replace(&edge.upstream, &edge.public_url))
-                    .unwrap_or_else(|_| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(HeaderValue::from_static(""))),
+                    .unwrap_or_else(|_| {
+                        HeaderValue::from_bytes(v.as_bytes())
+                            .unwrap_or(HeaderValue::from_static(""))
+                    }),
                 Err(_) => continue,
             },
             _ => match HeaderValue::from_bytes(v.as_bytes()) {
@@ -150,8 +155,16 @@ fn stream_back(edge: &Edge, resp: reqwest::Response, head: bool) -> HttpResponse
     copy_response_headers(edge, resp.headers(), &mut b);
     let len = resp.content_length();
     if head {
-        return match resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-            Some(l) => b.no_chunking(l).body(()),
+        return match resp
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            Some(l) => b.body(SizedStream::new(
+                l,
+                stream::empty::<std::result::Result<Bytes, actix_web::Error>>(),
+            )),
             None => b.body(()),
         };
     }
@@ -165,7 +178,11 @@ fn stream_back(edge: &Edge, resp: reqwest::Response, head: bool) -> HttpResponse
 }
 
 /// Everything else: the hub API, forwarded to upstream with the client's credentials.
-async fn hub(edge: web::Data<Arc<Edge>>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+async fn hub(
+    edge: web::Data<Arc<Edge>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
     let started = Instant::now();
     let pq = req
         .uri()
@@ -190,7 +207,13 @@ async fn hub(edge: web::Data<Arc<Edge>>, req: HttpRequest, body: web::Bytes) -> 
         .send()
         .await
         .map_err(|e| HttpError::bad_gateway(format!("upstream: {e}")))?;
-    let route = if is_token { "token" } else if is_file_get { "file" } else { "hub" };
+    let route = if is_token {
+        "token"
+    } else if is_file_get {
+        "file"
+    } else {
+        "hub"
+    };
     let out = if is_token && resp.status().is_success() {
         rewrite_token(&edge, resp).await?
     } else {
@@ -245,7 +268,10 @@ fn bearer(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::to_string)
 }
 
@@ -269,11 +295,18 @@ async fn cas(
         .strip_prefix("v2/reconstructions/")
         .map(|h| ("v2", h))
         .or_else(|| tail.strip_prefix("v1/reconstructions/").map(|h| ("v1", h)));
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let url = format!("{cas}/{tail}{query}");
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method"))?;
-    let mut rb = edge.hub.request(method, &url).headers(forward_headers(req.headers()));
+    let mut rb = edge
+        .hub
+        .request(method, &url)
+        .headers(forward_headers(req.headers()));
     if !body.is_empty() {
         rb = rb.body(body);
     }
@@ -281,7 +314,9 @@ async fn cas(
         .send()
         .await
         .map_err(|e| HttpError::bad_gateway(format!("CAS: {e}")))?;
-    let Some((version, hash)) = recon.filter(|_| resp.status().is_success() && req.method() == Method::GET) else {
+    let Some((version, hash)) =
+        recon.filter(|_| resp.status().is_success() && req.method() == Method::GET)
+    else {
         return Ok(stream_back(&edge, resp, req.method() == Method::HEAD));
     };
     let file = MerkleHash::from_hex(hash)
@@ -297,16 +332,18 @@ async fn cas(
     }
     .map_err(|e| HttpError::bad_gateway(format!("reconstruction json: {e}")))?;
     // Fetch and verify the whole file before handing out URLs to it.
-    edge.ensure_file(&cas, &token, &file).await.map_err(|e| match e {
-        FileError::Verification(m) => {
-            tracing::error!(%file, error = %m, "upstream bytes failed verification");
-            HttpError::bad_gateway(format!("upstream bytes failed verification: {m}"))
-        }
-        FileError::Upstream(m) => {
-            tracing::warn!(%file, error = %m, "fetching file failed");
-            HttpError::bad_gateway(m)
-        }
-    })?;
+    edge.ensure_file(&cas, &token, &file)
+        .await
+        .map_err(|e| match e {
+            FileError::Verification(m) => {
+                tracing::error!(%file, error = %m, "upstream bytes failed verification");
+                HttpError::bad_gateway(format!("upstream bytes failed verification: {m}"))
+            }
+            FileError::Upstream(m) => {
+                tracing::warn!(%file, error = %m, "fetching file failed");
+                HttpError::bad_gateway(m)
+            }
+        })?;
     let rewritten = rewrite_reconstruction(&edge, rec);
     let out = if version == "v2" {
         serde_json::to_vec(&rewritten)
@@ -370,7 +407,10 @@ async fn xorb(
             .iter()
             .find(|r| r.bytes.start <= want.start && want.start <= r.bytes.end)
             .ok_or_else(|| {
-                HttpError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range outside the signed ranges")
+                HttpError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range outside the signed ranges",
+                )
             })?;
         let end = want.end.min(r.bytes.end);
         if want.end != u64::MAX && want.end > r.bytes.end {

@@ -68,8 +68,14 @@ impl Metrics {
             registry.register(Box::new(m.clone())).expect("register");
             m
         };
-        let hits = c("zest_edge_hits_total", "xorb range requests answered from the store");
-        let misses = c("zest_edge_misses_total", "xorb range requests that had to be fetched");
+        let hits = c(
+            "zest_edge_hits_total",
+            "xorb range requests answered from the store",
+        );
+        let misses = c(
+            "zest_edge_misses_total",
+            "xorb range requests that had to be fetched",
+        );
         let bytes_served = cv(
             "zest_edge_bytes_served_total",
             "bytes of xorb ranges served, by protocol",
@@ -84,7 +90,10 @@ impl Metrics {
             "zest_edge_coalesced_requests_total",
             "fetches that waited for another request's fetch (single flight)",
         );
-        let evictions = g("zest_edge_evictions_total", "ranges evicted to stay under the quota");
+        let evictions = g(
+            "zest_edge_evictions_total",
+            "ranges evicted to stay under the quota",
+        );
         let disk_bytes = g("zest_edge_disk_bytes", "bytes used by the store on disk");
         let ranges = g("zest_edge_ranges", "ranges held by the store");
         let open_connections = cv(
@@ -123,7 +132,9 @@ impl Metrics {
                 "zest_edge_upstream_fetch_duration_seconds",
                 "upstream xorb range fetch time",
             )
-            .buckets(vec![0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
         )
         .expect("metric");
         registry
@@ -160,8 +171,7 @@ impl Metrics {
         self.disk_bytes.set(store.disk_bytes as i64);
         self.ranges.set(store.ranges as i64);
         self.coalesced.set(flights.coalesced as i64);
-        self.peer_connections_open
-            .set(peer.connections_open as i64);
+        self.peer_connections_open.set(peer.connections_open as i64);
         let served = self.bytes_served.with_label_values(&["peer"]);
         served.inc_by(peer.bytes_served.saturating_sub(served.get()));
         let conns = self.open_connections.with_label_values(&["peer"]);

@@ -186,7 +186,12 @@ impl Tracker {
     }
 
     /// Peer addresses holding all of chunks `range` of `xorb`, best first (at most `limit`).
-    pub async fn lookup(&self, xorb: &MerkleHash, range: Range<u32>, limit: u32) -> Vec<SocketAddr> {
+    pub async fn lookup(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        limit: u32,
+    ) -> Vec<SocketAddr> {
         let body = LookupRequest {
             peer_id: self.peer.id.clone(),
             zone: self.peer.zone.clone(),
@@ -209,9 +214,7 @@ impl Tracker {
             if !r.status().is_success() {
                 return Err(format!("status {}", r.status()));
             }
-            r.json::<LookupResponse>()
-                .await
-                .map_err(|e| e.to_string())
+            r.json::<LookupResponse>().await.map_err(|e| e.to_string())
         }
         .await;
         let outcome = if res.is_ok() { "ok" } else { "error" };

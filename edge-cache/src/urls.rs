@@ -142,10 +142,8 @@ impl UrlSigner {
                 let (bs, be) = b.split_once('-')?;
                 let chunks = ChunkRange::new(cs.parse().ok()?, ce.parse().ok()?);
                 let bytes = ByteRange::new(bs.parse().ok()?, be.parse().ok()?);
-                (!chunks.is_empty() && bytes.start <= bytes.end).then_some(UrlRange {
-                    chunks,
-                    bytes,
-                })
+                (!chunks.is_empty() && bytes.start <= bytes.end)
+                    .then_some(UrlRange { chunks, bytes })
             };
             ranges.push(parse().ok_or_else(|| format!("bad range {spec:?}"))?);
         }

@@ -42,8 +42,7 @@ struct TreeEntry {
 fn valid_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
         && !s.split('/').any(|p| p.is_empty() || p == "." || p == "..")
 }
@@ -75,13 +74,21 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 pub fn next_link(h: &str) -> Option<String> {
     h.split(',').find_map(|part| {
         let (u, rest) = part.trim().split_once(';')?;
-        rest.contains("rel=\"next\"")
-            .then(|| u.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        rest.contains("rel=\"next\"").then(|| {
+            u.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
 /// Warms `req.repo@req.revision`; `auth` is the caller's Authorization, forwarded to the hub.
-pub async fn warm(edge: &Edge, req: &WarmRequest, auth: Option<&str>) -> Result<WarmResult, String> {
+pub async fn warm(
+    edge: &Edge,
+    req: &WarmRequest,
+    auth: Option<&str>,
+) -> Result<WarmResult, String> {
     if !valid_part(&req.repo) || !valid_part(&req.revision) {
         return Err("bad repo or revision".into());
     }
@@ -122,7 +129,11 @@ pub async fn warm(edge: &Edge, req: &WarmRequest, auth: Option<&str>) -> Result<
             if e.kind != "file" {
                 continue;
             }
-            if let Some(h) = e.xet_hash.as_deref().and_then(|h| MerkleHash::from_hex(h).ok()) {
+            if let Some(h) = e
+                .xet_hash
+                .as_deref()
+                .and_then(|h| MerkleHash::from_hex(h).ok())
+            {
                 files.push(h);
             }
         }

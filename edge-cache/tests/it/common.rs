@@ -72,11 +72,20 @@ pub fn fixture() -> &'static Fixture {
         let mut files = BTreeMap::new();
         let shared = pseudo_random(4, 1_200_000);
         let contents: Vec<(&str, Vec<u8>)> = vec![
-            ("config.json", b"{\"model_type\": \"zest-edge-test\"}\n".to_vec()),
+            (
+                "config.json",
+                b"{\"model_type\": \"zest-edge-test\"}\n".to_vec(),
+            ),
             ("README.md", b"# tiny\n".to_vec()),
             ("model.safetensors", float_like(2, 3_000_000)),
-            ("a.bin", [shared.as_slice(), &pseudo_random(5, 600_000)].concat()),
-            ("sub/b.bin", [shared.as_slice(), &pseudo_random(6, 900_000)].concat()),
+            (
+                "a.bin",
+                [shared.as_slice(), &pseudo_random(5, 600_000)].concat(),
+            ),
+            (
+                "sub/b.bin",
+                [shared.as_slice(), &pseudo_random(6, 900_000)].concat(),
+            ),
         ];
         for (p, data) in contents {
             let abs = root.join(REPO).join(p);
@@ -212,7 +221,10 @@ impl Edge {
         });
         let Ok((http, peer)) = rx.recv_timeout(Duration::from_secs(60)) else {
             let _ = child.kill();
-            panic!("zest-edge did not start; log:\n{}", log.lock().expect("log").join("\n"));
+            panic!(
+                "zest-edge did not start; log:\n{}",
+                log.lock().expect("log").join("\n")
+            );
         };
         Edge {
             base: format!("http://{http}"),
@@ -296,7 +308,10 @@ pub fn snapshot(endpoint: &str, env: &[(&str, &str)]) -> Result<BTreeMap<String,
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        return Err(format!("python failed ({}):\n{stdout}\n{stderr}", out.status));
+        return Err(format!(
+            "python failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        ));
     }
     let line = stdout
         .lines()

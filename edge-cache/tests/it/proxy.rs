@@ -18,7 +18,10 @@ fn hf_client_through_edge_is_byte_identical_and_second_download_takes_no_origin_
     let first = snapshot(&edge.base, &[]).unwrap_or_else(|e| panic!("{e}\n{}", edge.log()));
     assert_identical(&first);
     let after_first = origin.xorb_bytes();
-    assert!(after_first > before, "the first download went to the origin");
+    assert!(
+        after_first > before,
+        "the first download went to the origin"
+    );
     let second = snapshot(&edge.base, &[]).unwrap_or_else(|e| panic!("{e}\n{}", edge.log()));
     assert_identical(&second);
     assert_eq!(
@@ -59,7 +62,11 @@ fn warm_pulls_a_revision_so_clients_take_nothing_from_origin() {
     assert!(warmed > 0.0);
     let got = snapshot(&edge.base, &[]).unwrap_or_else(|e| panic!("{e}\n{}", edge.log()));
     assert_identical(&got);
-    assert_eq!(origin.xorb_bytes(), warmed, "the download after warm took origin xorb bytes");
+    assert_eq!(
+        origin.xorb_bytes(),
+        warmed,
+        "the download after warm took origin xorb bytes"
+    );
 }
 
 /// A token and the Xet hash of `path` through the edge.
@@ -69,18 +76,31 @@ fn token_and_hash(edge: &Edge, path: &str) -> (String, String, String) {
         .send()
         .expect("head");
     assert!(r.status().is_success(), "HEAD {}", r.status());
-    let hash = r.headers()["x-xet-hash"].to_str().expect("hash").to_string();
+    let hash = r.headers()["x-xet-hash"]
+        .to_str()
+        .expect("hash")
+        .to_string();
     let link = r.headers()["link"].to_str().expect("link").to_string();
-    assert!(link.contains(&edge.base), "Link not rewritten to the edge: {link}");
+    assert!(
+        link.contains(&edge.base),
+        "Link not rewritten to the edge: {link}"
+    );
     let t: serde_json::Value = client()
-        .get(format!("{}/api/models/{REPO}/xet-read-token/main", edge.base))
+        .get(format!(
+            "{}/api/models/{REPO}/xet-read-token/main",
+            edge.base
+        ))
         .send()
         .expect("token")
         .json()
         .expect("json");
     let cas = t["casUrl"].as_str().expect("casUrl").to_string();
     assert!(cas.starts_with(&edge.base), "casUrl not rewritten: {cas}");
-    (cas, t["accessToken"].as_str().expect("token").to_string(), hash)
+    (
+        cas,
+        t["accessToken"].as_str().expect("token").to_string(),
+        hash,
+    )
 }
 
 #[test]
@@ -109,7 +129,10 @@ fn ten_concurrent_requests_for_a_cold_range_fetch_it_once() {
                             let url = f["url"].as_str().expect("url");
                             assert!(url.starts_with(&edge.base), "{url}");
                             for r in f["ranges"].as_array().expect("ranges") {
-                                let (s, e) = (r["bytes"]["start"].as_u64().expect("s"), r["bytes"]["end"].as_u64().expect("e"));
+                                let (s, e) = (
+                                    r["bytes"]["start"].as_u64().expect("s"),
+                                    r["bytes"]["end"].as_u64().expect("e"),
+                                );
                                 let resp = client()
                                     .get(url)
                                     .header("range", format!("bytes={s}-{e}"))
@@ -128,7 +151,10 @@ fn ten_concurrent_requests_for_a_cold_range_fetch_it_once() {
             .collect();
         hs.into_iter().map(|h| h.join().expect("thread")).collect()
     });
-    assert!(results.iter().all(|r| r == &results[0]), "clients got different bytes");
+    assert!(
+        results.iter().all(|r| r == &results[0]),
+        "clients got different bytes"
+    );
     let fetched = origin.xorb_bytes() - before;
     assert_eq!(
         fetched,
@@ -150,19 +176,33 @@ fn multi_range_get_answers_multipart() {
         .expect("reconstruction")
         .json()
         .expect("json");
-    let (_, fetches) = rec["xorbs"].as_object().expect("xorbs").iter().next().expect("a xorb");
+    let (_, fetches) = rec["xorbs"]
+        .as_object()
+        .expect("xorbs")
+        .iter()
+        .next()
+        .expect("a xorb");
     let f = &fetches[0];
     let url = f["url"].as_str().expect("url");
     let r = &f["ranges"][0]["bytes"];
-    let (s, e) = (r["start"].as_u64().expect("s"), r["end"].as_u64().expect("e"));
+    let (s, e) = (
+        r["start"].as_u64().expect("s"),
+        r["end"].as_u64().expect("e"),
+    );
     assert!(e - s > 100);
     let resp = client()
         .get(url)
-        .header("range", format!("bytes={s}-{},{}-{}", s + 9, s + 50, s + 59))
+        .header(
+            "range",
+            format!("bytes={s}-{},{}-{}", s + 9, s + 50, s + 59),
+        )
         .send()
         .expect("get");
     assert_eq!(resp.status().as_u16(), 206);
-    let ct = resp.headers()["content-type"].to_str().expect("ct").to_string();
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .to_string();
     assert!(ct.starts_with("multipart/byteranges"), "{ct}");
     let body = resp.bytes().expect("body");
     let whole = client()
@@ -177,5 +217,14 @@ fn multi_range_get_answers_multipart() {
     assert!(find(&whole[..10]).is_some() && find(&whole[50..60]).is_some());
     // Tampered URLs are refused.
     let bad = url.replace("&r=", "&r=0-1:0-9,");
-    assert_eq!(client().get(bad).header("range", "bytes=0-9").send().expect("get").status().as_u16(), 403);
+    assert_eq!(
+        client()
+            .get(bad)
+            .header("range", "bytes=0-9")
+            .send()
+            .expect("get")
+            .status()
+            .as_u16(),
+        403
+    );
 }

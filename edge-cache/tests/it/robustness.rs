@@ -20,7 +20,14 @@ fn corrupt_upstream_bytes_are_never_cached_or_served() {
     });
     let cache = cache_dir();
     let edge = Edge::start(&origin.base, &cache, &[]);
-    let res = snapshot(&edge.base, &[("HF_XET_NUM_RETRIES", "1")]);
+    let res = snapshot(
+        &edge.base,
+        &[
+            ("HF_XET_CLIENT_RETRY_MAX_ATTEMPTS", "1"),
+            ("HF_XET_CLIENT_RETRY_BASE_DELAY", "10ms"),
+            ("HF_XET_CLIENT_RETRY_MAX_DURATION", "2s"),
+        ],
+    );
     // The client fails (it never gets wrong bytes): any file it does finish must be right.
     match res {
         Ok(files) => {
@@ -33,7 +40,11 @@ fn corrupt_upstream_bytes_are_never_cached_or_served() {
         }
         Err(e) => assert!(!e.is_empty()),
     }
-    assert_eq!(edge.metric("zest_edge_ranges"), 0.0, "corrupt ranges were stored");
+    assert_eq!(
+        edge.metric("zest_edge_ranges"),
+        0.0,
+        "corrupt ranges were stored"
+    );
     assert_eq!(xr_files(&cache), 0);
     assert!(edge.metric("zest_edge_verification_failures_total") > 0.0);
 }
@@ -60,8 +71,13 @@ fn kill_9_during_writes_then_restart_holds_only_complete_verified_ranges() {
     edge.kill9();
     let _ = warm.join();
     // Only complete, valid ranges are found on open (invalid files and temp files go).
-    let store = xorbstore::Store::open(&cache, xorbstore::StoreConfig { quota_bytes: 1 << 30 })
-        .expect("open");
+    let store = xorbstore::Store::open(
+        &cache,
+        xorbstore::StoreConfig {
+            quota_bytes: 1 << 30,
+        },
+    )
+    .expect("open");
     for e in store.list() {
         let v = store.get(&e.xorb, e.range.clone()).expect("listed range");
         let mut out = Vec::new();
@@ -88,6 +104,9 @@ fn filling_past_the_cache_size_keeps_usage_under_it() {
         assert_eq!(got.get(p), Some(sha), "{p}");
     }
     let used = edge.metric("zest_edge_disk_bytes");
-    assert!(used > 0.0 && used <= quota as f64, "disk bytes {used} over {quota}");
+    assert!(
+        used > 0.0 && used <= quota as f64,
+        "disk bytes {used} over {quota}"
+    );
     assert!(edge.metric("zest_edge_evictions_total") > 0.0);
 }

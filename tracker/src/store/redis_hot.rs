@@ -9,17 +9,19 @@
 //! - `zt:p:<id>` — string: the peer's record as JSON.
 //! - `zt:h:<id>` — set: the xorbs the peer holds, to clean up after it.
 //!
-//! A batch lookup is two pipelined round trips whatever its size: `HGETALL` of every distinct
-//! xorb, then `ZMSCORE zt:live` and `MGET zt:p:*` of every distinct candidate peer. Every
+//! A batch lookup is one pipelined round trip whatever its size (`HGETALL` of every distinct
+//! xorb), plus a second (`ZMSCORE zt:live`, `MGET zt:p:*`) only for candidate peers that the
+//! in-process `PeerCache` does not know as live. Every
 //! command has a time limit ([`RedisHot::connect`]'s `timeout`), so a dead Redis turns into
 //! [`StoreError::Unavailable`] quickly; the [`ConnectionManager`] reconnects by itself.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::{RedisError, RedisResult, Script};
 use xet::MerkleHash;
 
 use super::{StoreError, StoreResult};
@@ -95,6 +97,88 @@ pub struct RedisHot {
     conn: ConnectionManager,
     timeout: Duration,
     remove_script: Script,
+    cache: Arc<PeerCache>,
+}
+
+/// How often the peer cache re-reads its entries from Redis.
+pub const PEER_CACHE_REFRESH: Duration = Duration::from_millis(200);
+/// Most peers the cache remembers.
+const PEER_CACHE_MAX: usize = 100_000;
+
+/// Liveness (expiry score) and record of peers that lookups met recently, re-read from Redis
+/// every [`PEER_CACHE_REFRESH`]. A lookup trusts an entry only while its expiry is in the
+/// future (expiry scores only grow, so a cached one is never later than the truth) and asks
+/// Redis about every other candidate. Deletion removes a peer's holdings, so it never reaches
+/// a lookup through the cache; a record changed through another tracker instance (address,
+/// zone, load) is served stale for at most one refresh period.
+#[derive(Debug, Default)]
+struct PeerCache {
+    entries: RwLock<FxHashMap<Vec<u8>, (f64, PeerRecord)>>,
+}
+
+impl PeerCache {
+    fn put(&self, id: &[u8], score: f64, record: PeerRecord) {
+        if let Ok(mut e) = self.entries.write() {
+            if e.len() < PEER_CACHE_MAX || e.contains_key(id) {
+                e.insert(id.to_vec(), (score, record));
+            }
+        }
+    }
+
+    fn forget(&self, id: &[u8]) {
+        if let Ok(mut e) = self.entries.write() {
+            e.remove(id);
+        }
+    }
+
+    fn ids(&self) -> Vec<Vec<u8>> {
+        self.entries
+            .read()
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// `ZMSCORE` scores and `MGET` records of a list of peers.
+type PeerRows = (Vec<Option<f64>>, Vec<Option<Vec<u8>>>);
+
+/// Re-reads the cached peers until the store is dropped.
+async fn refresh_peer_cache(
+    cache: Weak<PeerCache>,
+    mut conn: ConnectionManager,
+    timeout: Duration,
+) {
+    loop {
+        tokio::time::sleep(PEER_CACHE_REFRESH).await;
+        let Some(cache) = cache.upgrade() else { return };
+        for ids in cache.ids().chunks(1000) {
+            let keys: Vec<Vec<u8>> = ids
+                .iter()
+                .map(|id| [b"zt:p:", id.as_slice()].concat())
+                .collect();
+            let read = redis::pipe()
+                .cmd("ZMSCORE")
+                .arg(LIVE)
+                .arg(ids)
+                .cmd("MGET")
+                .arg(&keys)
+                .to_owned();
+            let answer: Result<RedisResult<PeerRows>, _> =
+                tokio::time::timeout(timeout, read.query_async(&mut conn)).await;
+            let Ok(Ok((scores, records))) = answer else {
+                break;
+            };
+            for ((id, score), record) in ids.iter().zip(scores).zip(records) {
+                match (
+                    score,
+                    record.and_then(|r| serde_json::from_slice::<PeerRecord>(&r).ok()),
+                ) {
+                    (Some(score), Some(record)) => cache.put(id, score, record),
+                    _ => cache.forget(id),
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisHot {
@@ -123,9 +207,16 @@ impl RedisHot {
         .await
         .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
         .context("connecting to Redis (REDIS_URL)")?;
+        let cache = Arc::new(PeerCache::default());
+        tokio::spawn(refresh_peer_cache(
+            Arc::downgrade(&cache),
+            conn.clone(),
+            timeout,
+        ));
         Ok(RedisHot {
             conn,
             timeout,
+            cache,
             remove_script: Script::new(REMOVE_PEER_LUA),
         })
     }
@@ -158,6 +249,9 @@ impl RedisHot {
         let removed: i64 = self
             .timed("remove peer", inv.invoke_async(&mut conn))
             .await?;
+        if removed == 1 {
+            self.cache.forget(id.as_bytes());
+        }
         Ok(removed == 1)
     }
 
@@ -303,6 +397,8 @@ impl RedisHot {
         let (held,): (u64,) = self
             .timed("announce write", write.query_async(&mut conn))
             .await?;
+        self.cache
+            .put(id.as_bytes(), expires_at_ms as f64, a.peer.clone());
         Ok(AnnounceOutcome {
             held_xorbs: held,
             was_live,
@@ -377,43 +473,63 @@ impl RedisHot {
                 items: candidates,
             });
         }
-        // Round trip 2: liveness and record of every distinct candidate.
-        let record_keys: Vec<Vec<u8>> = ids.iter().map(|id| [b"zt:p:", *id].concat()).collect();
-        let (scores, records): (Vec<Option<f64>>, Vec<Option<Vec<u8>>>) = self
-            .timed(
-                "lookup peers",
-                redis::pipe()
-                    .cmd("ZMSCORE")
-                    .arg(LIVE)
-                    .arg(&ids)
-                    .cmd("MGET")
-                    .arg(&record_keys)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        if scores.len() != ids.len() || records.len() != ids.len() {
-            return Err(StoreError::Internal("redis: short pipeline answer".into()));
-        }
-        // Candidate index -> index into the live peers of the answer.
+        // Live peers the cache knows need no second round trip.
+        let now = now_ms as f64;
         let mut live_index = vec![u32::MAX; ids.len()];
         let mut peers = Vec::new();
-        for (i, ((id, score), record)) in ids.iter().zip(scores).zip(records).enumerate() {
-            let (Some(score), Some(record)) = (score, record) else {
-                continue;
-            };
-            if score <= now_ms as f64 {
-                continue;
-            }
-            match serde_json::from_slice::<PeerRecord>(&record) {
-                Ok(r) => {
-                    live_index[i] = peers.len() as u32;
-                    peers.push(r);
+        let mut misses: Vec<usize> = Vec::new();
+        if let Ok(cache) = self.cache.entries.read() {
+            for (i, id) in ids.iter().enumerate() {
+                match cache.get(*id) {
+                    Some((score, record)) if *score > now => {
+                        live_index[i] = peers.len() as u32;
+                        peers.push(record.clone());
+                    }
+                    _ => misses.push(i),
                 }
-                Err(e) => tracing::warn!(
-                    peer = %String::from_utf8_lossy(id),
-                    error = %e,
-                    "ignoring corrupt peer record in redis"
-                ),
+            }
+        } else {
+            misses.extend(0..ids.len());
+        }
+        if !misses.is_empty() {
+            // Round trip 2: liveness and record of the other candidates.
+            let miss_ids: Vec<&[u8]> = misses.iter().map(|&i| ids[i]).collect();
+            let record_keys: Vec<Vec<u8>> =
+                miss_ids.iter().map(|id| [b"zt:p:", *id].concat()).collect();
+            let (scores, records): PeerRows = self
+                .timed(
+                    "lookup peers",
+                    redis::pipe()
+                        .cmd("ZMSCORE")
+                        .arg(LIVE)
+                        .arg(&miss_ids)
+                        .cmd("MGET")
+                        .arg(&record_keys)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if scores.len() != misses.len() || records.len() != misses.len() {
+                return Err(StoreError::Internal("redis: short pipeline answer".into()));
+            }
+            for ((&i, score), record) in misses.iter().zip(scores).zip(records) {
+                let id = ids[i];
+                let (Some(score), Some(record)) = (score, record) else {
+                    continue;
+                };
+                match serde_json::from_slice::<PeerRecord>(&record) {
+                    Ok(r) => {
+                        self.cache.put(id, score, r.clone());
+                        if score > now {
+                            live_index[i] = peers.len() as u32;
+                            peers.push(r);
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        peer = %String::from_utf8_lossy(id),
+                        error = %e,
+                        "ignoring corrupt peer record in redis"
+                    ),
+                }
             }
         }
         let items = candidates

@@ -152,3 +152,70 @@ async fn redis_killed_and_restarted_while_looking_up() {
     let slowest = slowest_ms.load(Ordering::SeqCst);
     assert!(slowest < 1500, "slowest lookup took {slowest} ms");
 }
+
+/// Two trackers on one PostgreSQL + Redis: what one learns, the other answers; a record change
+/// reaches the other's peer cache within its refresh period; a deletion through one is seen by
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trackers_share_state_and_peer_cache_follows() {
+    let env = Env::start(Backend::PgRedis).await;
+    let other = Server::start(env.config.clone(), env.clock.clone()).await;
+    let lookup_other = |i: u64| {
+        let (http, url) = (env.http.clone(), format!("{}/v1/lookup", other.base));
+        async move {
+            let r: zest_tracker::api::LookupResponse = http
+                .post(url)
+                .json(&one_lookup(i, 0, 4))
+                .send()
+                .await
+                .expect("lookup")
+                .json()
+                .await
+                .expect("json");
+            r
+        }
+    };
+    env.announce(&full(
+        peer("edge-1", PeerRole::Edge, "", 1),
+        vec![holding(1, &[(0, 8)])],
+    ))
+    .await;
+    let r = lookup_other(1).await;
+    assert_eq!(
+        r.results[0].peers,
+        ["edge-1"],
+        "announced through one tracker, found through the other"
+    );
+    assert_eq!(r.peers["edge-1"].load, 1);
+    // A changed record reaches the other tracker's cache.
+    env.announce(&full(
+        peer("edge-1", PeerRole::Edge, "", 9),
+        vec![holding(1, &[(0, 8)])],
+    ))
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while lookup_other(1).await.peers.get("edge-1").map(|p| p.load) != Some(9) {
+        assert!(
+            Instant::now() < deadline,
+            "the other tracker never saw the new load"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Deleted through one tracker: gone from the other's answers within a refresh period.
+    let (status, _) = env
+        .call(Method::DELETE, "/v1/peers/edge-1", None::<&()>, Some(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        env.holders(1, 0, 4).await.is_empty(),
+        "the deleting tracker forgets at once"
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !lookup_other(1).await.results[0].peers.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the other tracker kept serving a deleted peer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
