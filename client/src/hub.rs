@@ -365,7 +365,10 @@ impl HubClient {
 }
 
 async fn read_limited(mut resp: reqwest::Response, limit: usize) -> anyhow::Result<Bytes> {
-    let mut buf = bytes::BytesMut::new();
+    // Sized up front when the length is announced (a 64 MiB range grown by doubling costs
+    // page faults and copies).
+    let announced = resp.content_length().unwrap_or(0).min(limit as u64) as usize;
+    let mut buf = bytes::BytesMut::with_capacity(announced);
     while let Some(c) = resp.chunk().await? {
         if buf.len() + c.len() > limit {
             bail!("answer larger than {limit} bytes");

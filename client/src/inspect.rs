@@ -10,13 +10,17 @@ pub mod remote;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use crate::env_vars;
+use crate::hub::HubClient;
 use crate::mmap::MappedFile;
+use crate::pull::fetch::Sources;
+use crate::pull::tracker::TrackerClient;
 
 /// Most fetch rounds for one remote header (each at least doubles what is held, so this is far
 /// more than any header under `modelfile`'s limits needs).
@@ -43,6 +47,12 @@ pub struct InspectArgs {
     /// Hub access token (sent to the Hub only, never to CAS or xorb URLs).
     #[arg(long, env = env_vars::HF_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
+    /// Tracker base URL: fetch the header's xorb ranges through the fleet (remote only).
+    #[arg(long, env = env_vars::ZEST_TRACKER)]
+    pub tracker: Option<String>,
+    /// Bearer token for the tracker, when its lookups are protected.
+    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
+    pub tracker_token: Option<String>,
 }
 
 impl std::fmt::Debug for InspectArgs {
@@ -55,6 +65,7 @@ impl std::fmt::Debug for InspectArgs {
             .field("tensors", &self.tensors)
             .field("endpoint", &self.endpoint)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tracker", &self.tracker)
             .finish()
     }
 }
@@ -79,6 +90,9 @@ pub struct RemoteReport {
     pub requests: u64,
     /// Whether the whole file was fetched and its Xet hash checked against `X-Xet-Hash`.
     pub whole_file_hash_verified: bool,
+    /// With a tracker: xorb range bytes by where they came from (peers, edges, upstream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::pull::tracker::BytesBySource>,
 }
 
 /// What `zest inspect --json` prints: the summary, and for remote files how it was fetched.
@@ -136,7 +150,11 @@ fn inspect_remote(
         revision: args.revision.clone(),
         path: path.to_owned(),
     };
-    let (mut summary, report) = runtime.block_on(remote_summary(&location))?;
+    let fleet = match args.tracker.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => Some(fleet_sources(&location, t, args)?),
+        _ => None,
+    };
+    let (mut summary, report) = runtime.block_on(remote_summary(&location, fleet))?;
     if !args.tensors {
         summary.tensors.clear();
     }
@@ -144,12 +162,39 @@ fn inspect_remote(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The sources `zest pull` uses, without a local store: the tracker's peers and edges, then
+/// upstream.
+fn fleet_sources(
+    location: &remote::Location,
+    tracker: &str,
+    args: &InspectArgs,
+) -> anyhow::Result<Arc<Sources>> {
+    let hub = HubClient::new(&location.endpoint, location.token.clone())?;
+    let tracker = TrackerClient::new(tracker, args.tracker_token.clone())
+        .with_context(|| format!("bad tracker URL {tracker:?}"))?;
+    let peer_id = format!(
+        "zest-inspect-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    Ok(Arc::new(Sources::new(
+        None,
+        Some(hub),
+        Some(tracker),
+        peer_id,
+    )))
+}
+
 /// Fetches a remote file's header — the first [`modelfile::INITIAL_FETCH_LEN`] bytes, then more
-/// as the parser asks — and summarises it.
+/// as the parser asks — and summarises it; through `fleet` when given.
 pub async fn remote_summary(
     location: &remote::Location,
+    fleet: Option<Arc<Sources>>,
 ) -> anyhow::Result<(modelfile::Summary, RemoteReport)> {
     let mut file = remote::RemoteFile::open(location).await?;
+    if let Some(f) = &fleet {
+        file.via_fleet(f.clone());
+    }
     let file_len = file.len();
     let name = location.display_name();
     let mut buf = Vec::new();
@@ -196,6 +241,15 @@ pub async fn remote_summary(
         bytes_fetched: stats.body_bytes,
         requests: stats.requests,
         whole_file_hash_verified,
+        fleet: fleet.map(|f| {
+            let c = *f.counters.lock().unwrap_or_else(|p| p.into_inner());
+            crate::pull::tracker::BytesBySource {
+                local: c.local,
+                peers: c.peers,
+                edges: c.edges,
+                upstream: c.upstream,
+            }
+        }),
     };
     tracing::debug!(
         file = %name,
@@ -235,10 +289,17 @@ pub fn fetched_line(r: &RemoteReport) -> String {
     } else {
         r.bytes_fetched as f64 * 100.0 / r.file_len as f64
     };
-    format!(
+    let mut line = format!(
         "fetched {} bytes of {} ({pct:.3}%) in {} requests, for the first {} bytes of {}/{}",
         r.bytes_fetched, r.file_len, r.requests, r.prefix_bytes, r.repo, r.path
-    )
+    );
+    if let Some(f) = &r.fleet {
+        line.push_str(&format!(
+            " (xorb bytes from peers {}, edges {}, upstream {})",
+            f.peers, f.edges, f.upstream
+        ));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -258,6 +319,7 @@ mod tests {
             bytes_fetched: 5,
             requests: 3,
             whole_file_hash_verified: false,
+            fleet: None,
         };
         assert_eq!(
             fetched_line(&r),

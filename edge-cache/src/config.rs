@@ -65,9 +65,12 @@ pub struct Config {
     /// Zone label sent to the tracker.
     #[arg(long, env = "ZEST_EDGE_ZONE")]
     pub zone: Option<String>,
-    /// Largest Xet file whose hash the edge verifies before handing out its reconstruction
-    /// (its compressed bytes are held in memory meanwhile). Larger files are cached with
-    /// structural checks only.
+    /// Full verification limit: before handing out a file's reconstruction the edge fetches
+    /// the ranges it lacks, recomputes the Xet file hash and stores them only if it matches;
+    /// those bytes are held in memory meanwhile, so this is done only when they total at most
+    /// this many bytes. Above it, each range is cached after structural checks only (chunk
+    /// records decode, lengths match), and the client's own hash check is what catches a
+    /// wrong byte.
     #[arg(long, env = "ZEST_EDGE_VERIFY_MAX_FILE_BYTES", default_value = "1G", value_parser = parse_size)]
     pub verify_max_file_bytes: u64,
     /// HTTP worker threads (default: number of CPUs, at most 4).

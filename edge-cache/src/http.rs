@@ -10,7 +10,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use bytes::Bytes;
-use futures::{stream, TryStreamExt};
+use futures::{stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use xet::cas::{parse_range_header, ByteRange, ReconstructionV1, ReconstructionV2};
 use xet::MerkleHash;
@@ -382,6 +382,23 @@ pub fn rewrite_reconstruction(edge: &Edge, mut rec: ReconstructionV2) -> Reconst
     rec
 }
 
+/// Bytes handed to actix per poll when serving a range. actix copies each piece into its
+/// connection's write buffer before writing it, so a range is served through a buffer of about
+/// this size per connection instead of a copy of the whole range (the pieces themselves are
+/// slices of the store's memory map).
+pub const SERVE_PIECE_LEN: usize = 64 << 10;
+
+/// `b` as a stream of zero-copy slices of at most [`SERVE_PIECE_LEN`] bytes.
+fn pieces_of(
+    b: Bytes,
+) -> impl futures::Stream<Item = std::result::Result<Bytes, actix_web::Error>> {
+    let n = b.len().div_ceil(SERVE_PIECE_LEN);
+    stream::iter((0..n).map(move |i| {
+        let start = i * SERVE_PIECE_LEN;
+        Ok(b.slice(start..(start + SERVE_PIECE_LEN).min(b.len())))
+    }))
+}
+
 /// GET of a rewritten xorb URL: the asked byte ranges, from the store or fetched once.
 async fn xorb(
     edge: web::Data<Arc<Edge>>,
@@ -456,7 +473,9 @@ async fn xorb(
         if req.headers().contains_key("range") {
             resp.insert_header(("content-range", format!("bytes {}-{}/*", r.start, r.end)));
         }
-        resp.content_type("application/octet-stream").body(b)
+        let len = b.len() as u64;
+        resp.content_type("application/octet-stream")
+            .body(SizedStream::new(len, pieces_of(b)))
     } else {
         let boundary = format!("zest{:016x}", rand::random::<u64>());
         let mut pieces: Vec<Bytes> = Vec::with_capacity(parts.len() * 3 + 1);
@@ -469,7 +488,7 @@ async fn xorb(
         }
         pieces.push(Bytes::from(format!("\r\n--{boundary}--\r\n")));
         let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-        let body = stream::iter(pieces.into_iter().map(Ok::<_, actix_web::Error>));
+        let body = stream::iter(pieces).flat_map(pieces_of);
         HttpResponse::PartialContent()
             .content_type(format!("multipart/byteranges; boundary={boundary}"))
             .body(SizedStream::new(len, body))

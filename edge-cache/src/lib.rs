@@ -149,6 +149,7 @@ pub async fn run(
             .unwrap_or(2)
             .min(4)
     });
+    let conn_metrics = edge.metrics.clone();
     let edge_data = web::Data::new(edge.clone());
     let peer_data = web::Data::new(http::PeerStats(peer.clone()));
     let server = HttpServer::new(move || {
@@ -158,6 +159,10 @@ pub async fn run(
             .app_data(web::PayloadConfig::new(http::MAX_FORWARD_BODY))
             .app_data(web::JsonConfig::default().limit(1 << 20))
             .configure(http::configure)
+    })
+    .on_connect(move |_, ext| {
+        // Lives in the connection's extensions: dropped when the connection closes.
+        ext.insert(metrics::HttpConnection::open(&conn_metrics));
     })
     .workers(workers)
     .disable_signals()

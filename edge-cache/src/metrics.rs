@@ -2,8 +2,8 @@
 //! peer-server counters are copied in at scrape time from their own stats.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use xorbstore::peer::{PeerServerStats, SingleFlightStats};
 use xorbstore::StoreStats;
@@ -28,10 +28,10 @@ pub struct Metrics {
     pub disk_bytes: IntGauge,
     /// Ranges held.
     pub ranges: IntGauge,
-    /// Open HTTP and peer connections.
-    pub open_connections: IntCounterVec,
-    /// Open peer connections.
-    pub peer_connections_open: IntGauge,
+    /// Connections accepted, by protocol (`http`, `peer`).
+    pub connections: IntCounterVec,
+    /// Connections open now, by protocol (`http`, `peer`).
+    pub open_connections: IntGaugeVec,
     /// Files whose Xet hash was verified, and failures.
     pub file_verifications: IntCounterVec,
     /// Upstream fetches rejected by verification.
@@ -96,12 +96,22 @@ impl Metrics {
         );
         let disk_bytes = g("zest_edge_disk_bytes", "bytes used by the store on disk");
         let ranges = g("zest_edge_ranges", "ranges held by the store");
-        let open_connections = cv(
+        let connections = cv(
             "zest_edge_connections_total",
             "connections accepted, by protocol",
             &["protocol"],
         );
-        let peer_connections_open = g("zest_edge_open_connections", "open peer connections");
+        let open_connections = IntGaugeVec::new(
+            Opts::new(
+                "zest_edge_open_connections",
+                "connections open now, by protocol",
+            ),
+            &["protocol"],
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(open_connections.clone()))
+            .expect("register");
         let file_verifications = cv(
             "zest_edge_file_verifications_total",
             "Xet files verified by file hash, by outcome",
@@ -150,8 +160,8 @@ impl Metrics {
             evictions,
             disk_bytes,
             ranges,
+            connections,
             open_connections,
-            peer_connections_open,
             file_verifications,
             verification_failures,
             tracker_calls,
@@ -171,13 +181,36 @@ impl Metrics {
         self.disk_bytes.set(store.disk_bytes as i64);
         self.ranges.set(store.ranges as i64);
         self.coalesced.set(flights.coalesced as i64);
-        self.peer_connections_open.set(peer.connections_open as i64);
+        self.open_connections
+            .with_label_values(&["peer"])
+            .set(peer.connections_open as i64);
         let served = self.bytes_served.with_label_values(&["peer"]);
         served.inc_by(peer.bytes_served.saturating_sub(served.get()));
-        let conns = self.open_connections.with_label_values(&["peer"]);
+        let conns = self.connections.with_label_values(&["peer"]);
         conns.inc_by(peer.connections_total.saturating_sub(conns.get()));
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Counts one open HTTP connection for as long as it lives: made when the connection is
+/// accepted, dropped with the connection's state when it closes.
+#[derive(Debug)]
+pub struct HttpConnection(IntGauge);
+
+impl HttpConnection {
+    /// Counts a newly accepted HTTP connection.
+    pub fn open(metrics: &Metrics) -> Self {
+        metrics.connections.with_label_values(&["http"]).inc();
+        let g = metrics.open_connections.with_label_values(&["http"]);
+        g.inc();
+        HttpConnection(g)
+    }
+}
+
+impl Drop for HttpConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

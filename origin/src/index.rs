@@ -12,7 +12,7 @@
 //! keep their record; the others are hashed (in parallel: SHA-256, git blob SHA-1, chunking and
 //! chunk hashes), then their new chunks are packed in order into xorbs of up to 64 MiB / 8192
 //! chunks. A chunk already stored (in any file of any repo) is not stored again. Xorbs no file
-//! refers to any more are deleted. Every write is crash-safe ([`crate::crashsafe`]).
+//! refers to any more are deleted. Every write is crash-safe ([`xorbstore::fsutil`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -28,8 +28,8 @@ use xet::chunking::ChunkHasher;
 use xet::xorb::XorbBuilder;
 use xet::MerkleHash;
 
-use crate::crashsafe;
 use crate::scan::{ScannedFile, ScannedRepo};
+use xorbstore::fsutil;
 
 /// File name of the index inside the state folder.
 pub const INDEX_FILE: &str = "index-v1.json";
@@ -225,7 +225,7 @@ pub fn save(state_dir: &Path, index: &Index) -> Result<(), IndexError> {
     };
     let bytes =
         serde_json::to_vec(&doc).map_err(|e| IndexError::WriteIndex(io::Error::other(e)))?;
-    crashsafe::write_atomic(&state_dir.join(INDEX_FILE), &bytes).map_err(IndexError::WriteIndex)
+    fsutil::write_atomic(&state_dir.join(INDEX_FILE), &bytes).map_err(IndexError::WriteIndex)
 }
 
 /// Brings the state under `state_dir` up to date with `repos`.
@@ -237,8 +237,8 @@ pub fn build(state_dir: &Path, repos: &[ScannedRepo]) -> Result<(Index, IndexSta
         source,
     };
     fs::create_dir_all(&xorb_dir).map_err(state_err)?;
-    crashsafe::remove_temp_files(&xorb_dir).map_err(state_err)?;
-    crashsafe::remove_temp_files(state_dir).map_err(state_err)?;
+    fsutil::remove_stale_temps(&xorb_dir).map_err(state_err)?;
+    fsutil::remove_stale_temps(state_dir).map_err(state_err)?;
 
     let old = load(state_dir);
     let old_files_len = old.files.len();
@@ -418,7 +418,7 @@ fn remove_unlisted_xorbs(
         }
     }
     if removed {
-        let _ = crashsafe::fsync_dir(dir);
+        let _ = fsutil::fsync_dir(dir);
     }
 }
 
@@ -606,7 +606,7 @@ impl<'a> Packer<'a> {
         let xorb = builder.finish();
         let bytes = xorb.to_bytes_with_footer();
         let path = xorb_path(self.state_dir, &xorb.hash);
-        crashsafe::write_atomic(&path, &bytes).map_err(|source| IndexError::WriteXorb {
+        fsutil::write_atomic(&path, &bytes).map_err(|source| IndexError::WriteXorb {
             hash: xorb.hash,
             source,
         })?;

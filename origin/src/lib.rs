@@ -10,7 +10,6 @@
 
 pub mod catalog;
 pub mod config;
-pub mod crashsafe;
 pub mod env_vars;
 pub mod faults;
 pub mod http;

@@ -2,7 +2,8 @@
 //!
 //! A [`RangeSet`] keeps its ranges sorted, disjoint and merged (touching ranges become one), so
 //! "does this peer hold all of `[s, e)`?" is one binary search. The compact text form
-//! (`"0-10,20-30"`) is what the Redis store keeps in its hash fields.
+//! (`"0-10,20-30"`) is for logs and debugging; the Redis store keeps ranges in the binary
+//! records of `store::holders`.
 
 use std::fmt;
 

@@ -4,6 +4,11 @@
 //! fetch each term's xorb byte range (no Authorization), decode the chunk records and cut out the
 //! requested bytes. Files the Hub does not serve through Xet are read with a ranged GET.
 //!
+//! With a fleet attached ([`RemoteFile::via_fleet`], from `ZEST_TRACKER`), each xorb range is
+//! asked of the fleet first — the tracker's peers and edges, and an edge handed the signed URL so
+//! it fetches the range once and keeps it — through the same sources `zest pull` uses; upstream
+//! only when no one answers.
+//!
 //! Everything that comes back is untrusted: bodies are read with a size cap decided before
 //! reading, the reconstruction is checked for consistency (chunk counts, unpacked lengths, offsets)
 //! before its bytes are used, and when the whole file ends up fetched its Xet hash is recomputed
@@ -11,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context};
@@ -18,6 +24,8 @@ use reqwest::header::{HeaderMap, ACCEPT_ENCODING, AUTHORIZATION, LOCATION, RANGE
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use xet::cas::{ReconstructionTerm, XorbMultiRangeFetch, XorbRangeDescriptor};
 use xet::{CasJwtInfo, MerkleHash, ReconstructionV1, ReconstructionV2};
+
+use crate::pull::fetch::{Sources, Unit};
 
 /// Largest reconstruction JSON accepted.
 pub const MAX_RECONSTRUCTION_JSON: u64 = 64 << 20;
@@ -159,6 +167,8 @@ pub struct RemoteFile {
     len: u64,
     source: Source,
     stats: FetchStats,
+    /// The fleet to ask for xorb ranges before upstream.
+    fleet: Option<Arc<Sources>>,
 }
 
 fn build_client(redirects: bool) -> anyhow::Result<Client> {
@@ -242,6 +252,7 @@ impl RemoteFile {
             len: 0,
             source: Source::Plain { url: String::new() },
             stats: FetchStats::default(),
+            fleet: None,
         };
         let (url, headers) = file.head().await?;
         match header_str(&headers, "x-xet-hash") {
@@ -310,6 +321,12 @@ impl RemoteFile {
 
     pub fn stats(&self) -> FetchStats {
         self.stats
+    }
+
+    /// Asks `fleet` for every xorb range from now on (upstream only when no peer or edge
+    /// answers). Its byte counters say where the bytes came from.
+    pub fn via_fleet(&mut self, fleet: Arc<Sources>) {
+        self.fleet = Some(fleet);
     }
 
     /// HEAD of the resolve URL, following same-Hub redirects by hand until a response carries
@@ -516,7 +533,7 @@ impl RemoteFile {
             let (url, desc) = find_fetch(&recon, term)?;
             let key = (url.to_owned(), desc.bytes.start, desc.bytes.end);
             if !decoded.contains_key(&key) {
-                let d = self.fetch_xorb_range(url, &desc).await?;
+                let d = self.fetch_xorb_range(&term.hash, url, &desc).await?;
                 decoded.insert(key.clone(), d);
             }
             let d = &decoded[&key];
@@ -549,6 +566,7 @@ impl RemoteFile {
     /// Fetches one xorb byte range (presigned URL, no Authorization) and decodes its chunks.
     async fn fetch_xorb_range(
         &mut self,
+        xorb: &MerkleHash,
         url: &str,
         desc: &XorbRangeDescriptor,
     ) -> anyhow::Result<Decoded> {
@@ -559,6 +577,9 @@ impl RemoteFile {
             desc.bytes.start,
             desc.bytes.end
         );
+        if let Some(fleet) = self.fleet.clone() {
+            return self.fetch_via_fleet(&fleet, xorb, url, desc).await;
+        }
         self.stats.requests += 1;
         let resp = self
             .client
@@ -610,6 +631,49 @@ impl RemoteFile {
             data.len()
         );
         Ok(Decoded { data, starts })
+    }
+
+    /// One xorb range through the fleet: the tracker's holders, then an edge with the signed
+    /// URL, then upstream. The chunks come back decoded (and each one hashed).
+    async fn fetch_via_fleet(
+        &mut self,
+        fleet: &Sources,
+        xorb: &MerkleHash,
+        url: &str,
+        desc: &XorbRangeDescriptor,
+    ) -> anyhow::Result<Decoded> {
+        let unit = Unit {
+            xorb: *xorb,
+            chunks: desc.chunks.start..desc.chunks.end,
+            upstream: Some((url.to_owned(), desc.bytes.start, desc.bytes.end)),
+        };
+        let holders = fleet.lookup(std::slice::from_ref(&unit)).await;
+        let holders = holders.into_iter().next().unwrap_or_default();
+        // One lookup and one range request, wherever it was served from.
+        self.stats.requests += 2;
+        let fetched = fleet
+            .fetch_unit(&unit, &holders, false)
+            .await
+            .with_context(|| {
+                format!(
+                    "fetching chunks {}..{} of xorb {xorb} through the fleet",
+                    desc.chunks.start, desc.chunks.end
+                )
+            })?;
+        self.stats.body_bytes += fetched.raw.len() as u64;
+        let mut starts = Vec::with_capacity(fetched.ends.len() + 1);
+        starts.push(0);
+        starts.extend_from_slice(&fetched.ends);
+        ensure!(
+            starts.last().copied() == Some(fetched.data.len()),
+            "xorb {xorb} chunks {}..{} decoded inconsistently",
+            desc.chunks.start,
+            desc.chunks.end
+        );
+        Ok(Decoded {
+            data: fetched.data,
+            starts,
+        })
     }
 
     /// When `prefix` is the whole file of a Xet file, recomputes its Xet hash and compares it

@@ -1,14 +1,23 @@
-//! Where the chunk ranges of a pull come from, in order: the local xorb store, the peers and
-//! edges the tracker names (over the wire protocol, several ranges in flight), an edge asked to
-//! fetch the range upstream on our behalf (the Request carries the signed URL), and upstream
-//! itself. A source that fails is dropped for the rest of the pull; a source whose bytes fail
+//! Where the chunk ranges of a pull come from: the local xorb store, the peers and edges the
+//! tracker names (over the wire protocol), an edge asked to fetch the range upstream on our
+//! behalf (the Request carries the signed URL, so the fleet keeps every byte), and upstream.
+//!
+//! Scheduling: every peer and edge has a throughput estimate (an EWMA of bytes/s over the ranges
+//! it served, the tracker's ranking as the prior before it served any) and a count of requests in
+//! flight. Each range goes to the source with the best expected completion (throughput divided
+//! by in-flight + 1), so fast sources get more work and several sources serve one file at once.
+//! A request has a time limit scaled to its size; a source that misses it, fails or closes is
+//! dropped for the rest of the pull. When a fleet request is slow (no answer after the hedging
+//! delay, `max(2 s, 3 × expected)`), the same range is also fetched upstream and the first answer
+//! that decodes wins (at most [`MAX_HEDGES`] such races at once). A source whose bytes fail
 //! verification is marked bad and never asked again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -18,6 +27,26 @@ use xorbstore::Store;
 
 use super::tracker::{ChunkRange, LookupItem, PeerRole, TrackerClient};
 use crate::hub::HubClient;
+
+/// Upstream races started for slow fleet requests, at most, at once.
+pub const MAX_HEDGES: usize = 4;
+/// Holders (tracker-named) tried per range before the edges.
+const MAX_HOLDER_TRIES: usize = 3;
+/// Edges handed the upstream URL per range before going upstream ourselves.
+const MAX_EDGE_TRIES: usize = 2;
+/// Throughput assumed for a source that has not served anything yet, bytes/s (the tracker's
+/// rank lowers it: rank 1 gets 4/5 of it, rank 2 2/3, ...).
+const PRIOR_BYTES_PER_SEC: f64 = 50e6;
+/// Weight of the newest sample in a source's throughput estimate.
+const EWMA_ALPHA: f64 = 0.3;
+/// Slowest rate a fleet request may go at before it is given up (sets its time limit).
+const MIN_BYTES_PER_SEC: f64 = 1e6;
+/// Fixed part of a fleet request's time limit (connection, an edge's upstream round trip).
+const REQUEST_GRACE: Duration = Duration::from_secs(5);
+/// Shortest hedging delay.
+const MIN_HEDGE_DELAY: Duration = Duration::from_secs(2);
+/// Size assumed for a chunk when the byte length of a range is unknown (fleet-only pulls).
+const TYPICAL_CHUNK_BYTES: u64 = 64 << 10;
 
 /// Where bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -48,6 +77,17 @@ pub struct Unit {
     pub upstream: Option<(String, u64, u64)>,
 }
 
+impl Unit {
+    /// Expected size of the chunk records on the wire.
+    pub fn expected_bytes(&self) -> u64 {
+        match &self.upstream {
+            Some((_, s, e)) => e.saturating_sub(*s).saturating_add(1),
+            None => u64::from(self.chunks.end.saturating_sub(self.chunks.start))
+                .saturating_mul(TYPICAL_CHUNK_BYTES),
+        }
+    }
+}
+
 /// A fetched and decoded unit.
 #[derive(Debug)]
 pub struct Fetched {
@@ -65,6 +105,8 @@ struct Candidate {
     id: String,
     addr: String,
     role: PeerRole,
+    /// Position in the tracker's answer (0 = best), or in the edge list.
+    rank: usize,
 }
 
 /// Byte counters by source kind.
@@ -76,6 +118,14 @@ pub struct Counters {
     pub upstream: u64,
 }
 
+/// What the scheduler knows of one peer or edge.
+#[derive(Debug, Default, Clone, Copy)]
+struct SourceStat {
+    /// Bytes/s, once it served something.
+    ewma: Option<f64>,
+    inflight: u32,
+}
+
 /// Shared state of the sources for one pull.
 pub struct Sources {
     pub store: Option<Store>,
@@ -85,9 +135,14 @@ pub struct Sources {
     clients: tokio::sync::Mutex<HashMap<String, Arc<PeerClient>>>,
     dead: Mutex<HashSet<String>>,
     bad: Mutex<BTreeMap<String, String>>,
+    stats: Mutex<HashMap<String, SourceStat>>,
     edges: tokio::sync::OnceCell<Vec<Candidate>>,
+    hedge_slots: Arc<tokio::sync::Semaphore>,
+    hedges: AtomicU64,
+    tracker_down: AtomicBool,
     pub counters: Mutex<Counters>,
-    /// Time allowed for one range from a peer or edge.
+    /// Longest time allowed for one range from a peer or edge (the limit scaled to the range's
+    /// size is used when shorter).
     pub peer_timeout: Duration,
 }
 
@@ -124,6 +179,21 @@ pub fn decode(raw: Bytes, expect_chunks: u32, source: Source) -> anyhow::Result<
     })
 }
 
+/// Decrements a source's in-flight count when the request ends (or is dropped by a race).
+struct Inflight<'a> {
+    sources: &'a Sources,
+    id: String,
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.sources.stats_lock();
+        if let Some(s) = st.get_mut(&self.id) {
+            s.inflight = s.inflight.saturating_sub(1);
+        }
+    }
+}
+
 impl Sources {
     pub fn new(
         store: Option<Store>,
@@ -139,15 +209,42 @@ impl Sources {
             clients: Default::default(),
             dead: Default::default(),
             bad: Default::default(),
+            stats: Default::default(),
             edges: Default::default(),
+            hedge_slots: Arc::new(tokio::sync::Semaphore::new(MAX_HEDGES)),
+            hedges: AtomicU64::new(0),
+            tracker_down: AtomicBool::new(false),
             counters: Default::default(),
-            peer_timeout: Duration::from_secs(30),
+            peer_timeout: Duration::from_secs(300),
         }
+    }
+
+    fn stats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SourceStat>> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sources that sent bytes that failed verification, with why.
     pub fn bad_sources(&self) -> BTreeMap<String, String> {
         self.bad.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Upstream races started because a fleet request was slow.
+    pub fn hedges(&self) -> u64 {
+        self.hedges.load(Ordering::Relaxed)
+    }
+
+    /// True once a tracker call failed: the rest of the pull does without it.
+    pub fn tracker_down(&self) -> bool {
+        self.tracker_down.load(Ordering::Relaxed)
+    }
+
+    fn mark_tracker_down(&self, what: &str, e: &anyhow::Error) {
+        if !self.tracker_down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error = %format!("{e:#}"),
+                "tracker {what} failed: pulling without the tracker (edges and peers it would name are not used)"
+            );
+        }
     }
 
     /// Marks `source` as having sent bad bytes: it is not asked again.
@@ -162,10 +259,14 @@ impl Sources {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), why.to_string());
+        self.drop_source(&id);
+    }
+
+    fn drop_source(&self, id: &str) {
         self.dead
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+            .insert(id.to_string());
     }
 
     fn is_dead(&self, id: &str) -> bool {
@@ -189,10 +290,79 @@ impl Sources {
         self.count(&Source::Upstream, n);
     }
 
-    /// Asks the tracker who holds each unit; `None` per unit when no tracker or it failed.
+    /// Throughput estimate of `c`: measured, or the prior from its rank (with some jitter so
+    /// untested sources of equal rank share the first ranges).
+    fn throughput(&self, c: &Candidate) -> f64 {
+        let measured = self.stats_lock().get(&c.id).and_then(|s| s.ewma);
+        measured.unwrap_or_else(|| {
+            let jitter = 0.8 + 0.4 * rand::random::<f64>();
+            PRIOR_BYTES_PER_SEC / (1.0 + 0.25 * c.rank as f64) * jitter
+        })
+    }
+
+    /// Expected completion score of `c` (higher is better).
+    fn score(&self, c: &Candidate) -> f64 {
+        let inflight = self.stats_lock().get(&c.id).map_or(0, |s| s.inflight);
+        self.throughput(c) / f64::from(inflight + 1)
+    }
+
+    /// The best untried, live candidate.
+    fn pick<'a>(&self, cands: &'a [Candidate], tried: &HashSet<String>) -> Option<&'a Candidate> {
+        cands
+            .iter()
+            .filter(|c| !tried.contains(&c.id) && !self.is_dead(&c.id))
+            .map(|c| (self.score(c), c))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, c)| c)
+    }
+
+    fn start_request(&self, id: &str) -> Inflight<'_> {
+        self.stats_lock()
+            .entry(id.to_string())
+            .or_default()
+            .inflight += 1;
+        Inflight {
+            sources: self,
+            id: id.to_string(),
+        }
+    }
+
+    fn record_throughput(&self, id: &str, bytes: u64, took: Duration) {
+        let sample = bytes as f64 / took.as_secs_f64().max(1e-3);
+        let mut st = self.stats_lock();
+        let s = st.entry(id.to_string()).or_default();
+        s.ewma = Some(match s.ewma {
+            Some(old) => old * (1.0 - EWMA_ALPHA) + sample * EWMA_ALPHA,
+            None => sample,
+        });
+    }
+
+    /// Time limit of one fleet request for `unit`: the grace plus its size at the slowest
+    /// acceptable rate, capped by `peer_timeout`.
+    fn request_timeout(&self, unit: &Unit) -> Duration {
+        let t = REQUEST_GRACE
+            + Duration::from_secs_f64(unit.expected_bytes() as f64 / MIN_BYTES_PER_SEC);
+        t.min(self.peer_timeout)
+    }
+
+    /// How long a fleet request for `unit` may run before upstream is raced against it.
+    /// The source's throughput is shared by everything in flight to it, so the expectation
+    /// counts the requests queued there too (else every range past the first few is raced).
+    fn hedge_delay(&self, c: &Candidate, unit: &Unit) -> Duration {
+        let inflight = self.stats_lock().get(&c.id).map_or(0, |s| s.inflight);
+        let queued = unit.expected_bytes() as f64 * f64::from(inflight.max(1));
+        let expected = queued / self.throughput(c).max(1.0);
+        Duration::from_secs_f64((3.0 * expected).min(3600.0)).max(MIN_HEDGE_DELAY)
+    }
+
+    /// Asks the tracker who holds each unit, best first; empty per unit when there is no tracker
+    /// or it failed.
     pub async fn lookup(&self, units: &[Unit]) -> Vec<Vec<(String, String, PeerRole)>> {
         let mut out = vec![Vec::new(); units.len()];
         let Some(t) = &self.tracker else { return out };
+        if self.tracker_down() {
+            return out;
+        }
         for (ci, chunk) in units.chunks(super::tracker::MAX_LOOKUP_ITEMS).enumerate() {
             let items = chunk
                 .iter()
@@ -216,7 +386,7 @@ impl Sources {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "tracker lookup failed; going upstream");
+                    self.mark_tracker_down("lookup", &e);
                     return out;
                 }
             }
@@ -231,18 +401,23 @@ impl Sources {
                 let Some(t) = &self.tracker else {
                     return Vec::new();
                 };
+                if self.tracker_down() {
+                    return Vec::new();
+                }
                 match t.peers().await {
                     Ok(ps) => ps
                         .into_iter()
                         .filter(|p| p.role == PeerRole::Edge)
-                        .map(|p| Candidate {
+                        .enumerate()
+                        .map(|(rank, p)| Candidate {
                             id: p.id,
                             addr: p.addr,
                             role: PeerRole::Edge,
+                            rank,
                         })
                         .collect(),
                     Err(e) => {
-                        tracing::warn!(error = %e, "tracker peer list failed");
+                        self.mark_tracker_down("peer list", &e);
                         Vec::new()
                     }
                 }
@@ -269,9 +444,10 @@ impl Sources {
         Ok(cl)
     }
 
-    /// Fetches one unit: local store, then `holders` (best first), then an edge with the
-    /// upstream hint, then upstream. `skip_fleet` goes straight upstream (refetch after a
-    /// verification failure).
+    /// Fetches one unit: the local store; then the holders the tracker named (`holders`, best
+    /// first: the prior of the scheduler, which picks by measured throughput and load); then an
+    /// edge handed the upstream URL; then upstream. Slow fleet requests are raced by upstream.
+    /// `skip_fleet` goes straight upstream (refetch after a verification failure).
     pub async fn fetch_unit(
         &self,
         unit: &Unit,
@@ -281,12 +457,17 @@ impl Sources {
         let n = unit.chunks.end - unit.chunks.start;
         if !skip_fleet {
             if let Some(store) = &self.store {
-                if let Some(views) = store.get_cover(&unit.xorb, unit.chunks.clone()) {
-                    let mut raw = bytes::BytesMut::new();
-                    for v in views {
-                        raw.extend_from_slice(&v.into_bytes());
-                    }
-                    let raw = raw.freeze();
+                if let Some(mut views) = store.get_cover(&unit.xorb, unit.chunks.clone()) {
+                    let raw = if views.len() == 1 {
+                        // One stored range: its mapped bytes, no copy.
+                        views.remove(0).into_bytes()
+                    } else {
+                        let mut raw = bytes::BytesMut::new();
+                        for v in views {
+                            raw.extend_from_slice(&v.into_bytes());
+                        }
+                        raw.freeze()
+                    };
                     let len = raw.len() as u64;
                     match tokio::task::spawn_blocking(move || decode(raw, n, Source::Local)).await?
                     {
@@ -298,35 +479,51 @@ impl Sources {
                     }
                 }
             }
-            let mut tried = 0;
-            for (id, addr, role) in holders {
-                if tried >= 3 || self.is_dead(id) {
-                    continue;
-                }
-                tried += 1;
-                let cand = Candidate {
+            let cands: Vec<Candidate> = holders
+                .iter()
+                .enumerate()
+                .map(|(rank, (id, addr, role))| Candidate {
                     id: id.clone(),
                     addr: addr.clone(),
                     role: *role,
+                    rank,
+                })
+                .collect();
+            let mut tried = HashSet::new();
+            for _ in 0..MAX_HOLDER_TRIES {
+                let Some(c) = self.pick(&cands, &tried) else {
+                    break;
                 };
-                if let Some(f) = self.try_peer(&cand, unit, None).await {
+                tried.insert(c.id.clone());
+                if let Some(f) = self.try_hedged(c, unit, None).await {
                     return Ok(f);
                 }
             }
             if let Some((url, s, e)) = &unit.upstream {
                 let edges: Vec<Candidate> = self.edges().await.to_vec();
-                for edge in edges.iter().filter(|e| !self.is_dead(&e.id)).take(2) {
+                for _ in 0..MAX_EDGE_TRIES {
+                    let Some(c) = self.pick(&edges, &tried) else {
+                        break;
+                    };
+                    tried.insert(c.id.clone());
                     let up = wire::Upstream {
                         url: url.clone(),
                         byte_start: *s,
                         byte_end: *e,
                     };
-                    if let Some(f) = self.try_peer(edge, unit, Some(up)).await {
+                    if let Some(f) = self.try_hedged(c, unit, Some(up)).await {
                         return Ok(f);
                     }
                 }
             }
         }
+        self.fetch_upstream(unit).await
+    }
+
+    /// Fetches `unit` from its signed upstream URL (HTTP retries inside; a few more attempts
+    /// when the bytes do not decode).
+    async fn fetch_upstream(&self, unit: &Unit) -> anyhow::Result<Fetched> {
+        let n = unit.chunks.end - unit.chunks.start;
         let Some((url, s, e)) = &unit.upstream else {
             bail!(
                 "no peer or edge holds chunks {}..{} of xorb {} and upstream is not available",
@@ -352,6 +549,57 @@ impl Sources {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("upstream failed")))
     }
 
+    /// [`Self::try_peer`], raced by upstream when it has not answered after the hedging delay
+    /// (and a hedge slot is free). `None` when neither produced the unit.
+    async fn try_hedged(
+        &self,
+        cand: &Candidate,
+        unit: &Unit,
+        upstream: Option<wire::Upstream>,
+    ) -> Option<Fetched> {
+        // An edge handed the upstream URL is itself fetching from upstream: racing it would
+        // only make the origin send the range twice.
+        let edge_fetches_upstream = upstream.is_some();
+        let peer = self.try_peer(cand, unit, upstream);
+        tokio::pin!(peer);
+        if unit.upstream.is_none() || self.hub.is_none() || edge_fetches_upstream {
+            return peer.await;
+        }
+        let delay = self.hedge_delay(cand, unit);
+        let started = Instant::now();
+        tokio::select! {
+            r = &mut peer => return r,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let Ok(_slot) = self.hedge_slots.clone().try_acquire_owned() else {
+            return peer.await;
+        };
+        self.hedges.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            source = %cand.id, xorb = %unit.xorb, after_ms = delay.as_millis() as u64,
+            "fleet request slow; racing upstream"
+        );
+        let up = self.fetch_upstream(unit);
+        tokio::pin!(up);
+        tokio::select! {
+            r = &mut peer => match r {
+                Some(f) => Some(f),
+                None => up.await.ok(),
+            },
+            r = &mut up => match r {
+                Ok(f) => {
+                    // The source lost the race: it is at most this fast.
+                    self.record_throughput(&cand.id, unit.expected_bytes(), started.elapsed());
+                    Some(f)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "upstream race failed");
+                    peer.await
+                }
+            },
+        }
+    }
+
     async fn try_peer(
         &self,
         cand: &Candidate,
@@ -362,27 +610,28 @@ impl Sources {
             PeerRole::Edge => Source::Edge(cand.id.clone()),
             PeerRole::Client => Source::Peer(cand.id.clone()),
         };
+        let _inflight = self.start_request(&cand.id);
         let client = match self.client(cand).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(peer = %cand.id, error = %e, "cannot reach peer; dropping it");
-                self.dead
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(cand.id.clone());
+                self.drop_source(&cand.id);
                 return None;
             }
         };
         let opts = FetchOptions {
             upstream,
+            timeout: Some(self.request_timeout(unit)),
             ..FetchOptions::default()
         };
+        let started = Instant::now();
         match client
             .fetch_with(&unit.xorb, unit.chunks.clone(), opts)
             .await
         {
             Ok(raw) => {
                 let len = raw.len() as u64;
+                self.record_throughput(&cand.id, len, started.elapsed());
                 let n = unit.chunks.end - unit.chunks.start;
                 let src = source.clone();
                 match tokio::task::spawn_blocking(move || decode(raw, n, src)).await {
@@ -400,12 +649,66 @@ impl Sources {
             Err(PeerError::NotFound) => None,
             Err(e) => {
                 tracing::warn!(peer = %cand.id, error = %e, "peer fetch failed; dropping it");
-                self.dead
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(cand.id.clone());
+                self.drop_source(&cand.id);
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(id: &str, rank: usize) -> Candidate {
+        Candidate {
+            id: id.into(),
+            addr: "127.0.0.1:1".into(),
+            role: PeerRole::Client,
+            rank,
+        }
+    }
+
+    #[test]
+    fn the_fastest_source_gets_the_work_and_load_spreads_it() {
+        let s = Sources::new(None, None, None, "me".into());
+        let cands = [cand("slow", 0), cand("fast", 1)];
+        s.record_throughput("slow", 1_000_000, Duration::from_secs(1));
+        s.record_throughput("fast", 100_000_000, Duration::from_secs(1));
+        let none = HashSet::new();
+        assert_eq!(s.pick(&cands, &none).map(|c| c.id.as_str()), Some("fast"));
+        // Under load the fast one still wins until its share is proportionate.
+        let guards: Vec<_> = (0..10).map(|_| s.start_request("fast")).collect();
+        assert_eq!(s.pick(&cands, &none).map(|c| c.id.as_str()), Some("fast"));
+        let more: Vec<_> = (0..100).map(|_| s.start_request("fast")).collect();
+        assert_eq!(s.pick(&cands, &none).map(|c| c.id.as_str()), Some("slow"));
+        drop(more);
+        drop(guards);
+        assert_eq!(s.stats_lock()["fast"].inflight, 0);
+        // Dead and tried sources are skipped.
+        s.drop_source("fast");
+        assert_eq!(s.pick(&cands, &none).map(|c| c.id.as_str()), Some("slow"));
+        let tried: HashSet<String> = ["slow".to_string()].into();
+        assert!(s.pick(&cands, &tried).is_none());
+    }
+
+    #[test]
+    fn time_limits_scale_with_the_range_size() {
+        let s = Sources::new(None, None, None, "me".into());
+        let small = Unit {
+            xorb: MerkleHash::default(),
+            chunks: 0..1,
+            upstream: Some(("u".into(), 0, 999)),
+        };
+        let big = Unit {
+            upstream: Some(("u".into(), 0, 63_999_999)),
+            ..small.clone()
+        };
+        assert!(s.request_timeout(&small) < s.request_timeout(&big));
+        assert!(s.request_timeout(&big) <= s.peer_timeout);
+        let c = cand("x", 0);
+        assert_eq!(s.hedge_delay(&c, &small), MIN_HEDGE_DELAY);
+        s.record_throughput("x", 1_000_000, Duration::from_secs(1));
+        assert!(s.hedge_delay(&c, &big) >= Duration::from_secs(150));
     }
 }

@@ -1,15 +1,20 @@
 //! `zest pull REPO`: lists a revision's files, fetches every Xet file's chunk ranges from the
-//! best source (`fetch`), verifies each file against its Xet hash (and optionally sha256), and
-//! writes the Hugging Face cache layout (`cache`) so `huggingface_hub` finds the files offline.
-//! No unverified byte reaches a final file: data goes to `blobs/{etag}.incomplete`, is verified,
-//! then renamed. Verified ranges are kept in the local xorb store (so `zest seed` can serve them
-//! and an interrupted pull does not fetch them again).
+//! best sources (`fetch`: local store, peers and edges scheduled by measured throughput, upstream
+//! raced when the fleet is slow), writes each range into the file as it arrives and verifies the
+//! file against its Xet hash (and optionally sha256) (`xetfile`), and writes the Hugging Face
+//! cache layout (`cache`) so `huggingface_hub` finds the files offline. No unverified byte
+//! reaches a final file: data goes to `blobs/{etag}.incomplete`, is verified, then renamed.
+//! Fetched ranges are kept in the local xorb store (so `zest seed` can serve them and an
+//! interrupted pull does not fetch them again). Several files are pulled at once, with a bar
+//! each (`progress`).
 
 pub mod cache;
+pub mod check;
 pub mod fetch;
+pub mod progress;
 pub mod tracker;
+pub mod xetfile;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,22 +23,20 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use sha2::Digest;
 use xet::MerkleHash;
-use xorbstore::{Expectation, Store, StoreConfig};
+use xorbstore::{Store, StoreConfig};
 
 use crate::env_vars;
 use crate::hub::{self, HubClient};
 use cache::RepoCache;
-use fetch::{Fetched, Source, Sources, Unit};
+use fetch::Sources;
+use progress::Progress;
 use tracker::{Manifest, ManifestFile, ManifestTerm, TrackerClient};
 
-/// Ranges fetched at once per file.
-const PARALLEL_RANGES: usize = 16;
-/// Rounds of fetching a file whose hash does not match before giving up.
-const MAX_ROUNDS: usize = 3;
+/// Files pulled at once.
+const PARALLEL_FILES: usize = 4;
 
 /// Arguments of `zest pull`.
 #[derive(Debug, Clone, Args)]
@@ -89,7 +92,12 @@ pub struct Summary {
     pub bytes_written: u64,
     pub bytes: tracker::BytesBySource,
     pub retries: u64,
+    /// Ranges also fetched upstream because the fleet was slow to answer.
+    pub hedges: u64,
     pub bad_sources: std::collections::BTreeMap<String, String>,
+    /// GGUF and safetensors files whose structure is damaged (path → what is wrong). They are
+    /// byte-exact with upstream; upstream published them damaged.
+    pub damaged_files: std::collections::BTreeMap<String, String>,
     pub fleet_only: bool,
     pub duration_ms: u64,
     pub snapshot: PathBuf,
@@ -172,15 +180,22 @@ fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "  bytes from local {} | peers {} | edges {} | upstream {}  (retries {})",
+        "  bytes from local {} | peers {} | edges {} | upstream {}  (retries {}, upstream races {})",
         mb(s.bytes.local),
         mb(s.bytes.peers),
         mb(s.bytes.edges),
         mb(s.bytes.upstream),
-        s.retries
+        s.retries,
+        s.hedges
     )?;
     for (src, why) in &s.bad_sources {
         writeln!(out, "  bad source avoided: {src}: {why}")?;
+    }
+    for (path, why) in &s.damaged_files {
+        writeln!(
+            out,
+            "  warning: {path} is byte-exact with upstream but not a sound model file: {why}"
+        )?;
     }
     writeln!(out, "  snapshot: {}", s.snapshot.display())
 }
@@ -264,18 +279,9 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         peer_id.clone(),
     ));
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = if args.quiet || args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    };
+    let visible =
+        !(args.quiet || args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let progress = Progress::new(total, visible);
 
     let mut summary = Summary {
         repo: args.repo.clone(),
@@ -284,48 +290,55 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         fleet_only,
         ..Summary::default()
     };
-    let mut token: Option<xet::CasJwtInfo> = None;
-    let mut manifest_files = Vec::new();
-    for f in &files {
-        bar.set_message(f.path.clone());
-        let mut terms = f.terms.clone();
-        if cache.has_blob(&f.etag, f.size) {
-            summary.files_already_present += 1;
-        } else if let Some(xh) = f.xet_hash {
-            if !fleet_only && token.as_ref().is_none_or(|t| t.exp < now_secs() + 60) {
-                token = Some(hubc.xet_read_token(&args.repo, &commit).await?);
+    let job = Job {
+        args,
+        hubc: &hubc,
+        cache: &cache,
+        commit: &commit,
+        fleet_only,
+        sources: &sources,
+        limits: xetfile::Limits::default(),
+        token: tokio::sync::Mutex::new(None),
+        progress: &progress,
+        blob_locks: Default::default(),
+    };
+    // Several files at once (small files do not wait for big ones); the units of all files share
+    // one limit.
+    let mut outcomes: Vec<(usize, FileOutcome)> = futures::stream::iter(files.iter().enumerate())
+        .map(|(i, f)| {
+            let job = &job;
+            async move {
+                job.pull_file(f)
+                    .await
+                    .with_context(|| format!("pulling {}", f.path))
+                    .map(|o| (i, o))
             }
-            terms = pull_xet_file(&sources, token.as_ref(), &cache, f, xh, args.verify_sha256)
-                .await
-                .with_context(|| format!("pulling {}", f.path))?;
-            summary.bytes_written += f.size;
-        } else if fleet_only || f.etag.is_empty() {
-            bail!(
-                "{} is not a Xet file and upstream is unreachable: the fleet cannot provide it",
-                f.path
-            );
+        })
+        .buffer_unordered(PARALLEL_FILES)
+        .try_collect()
+        .await?;
+    outcomes.sort_by_key(|(i, _)| *i);
+    let mut manifest_files = Vec::with_capacity(files.len());
+    for ((_, o), f) in outcomes.into_iter().zip(&files) {
+        summary.files += 1;
+        if o.already_present {
+            summary.files_already_present += 1;
         } else {
-            pull_plain_file(&hubc, &args.repo, &commit, &cache, f)
-                .await
-                .with_context(|| format!("pulling {}", f.path))?;
-            sources.count_upstream(f.size);
             summary.bytes_written += f.size;
         }
-        cache.link_snapshot(&commit, &f.path, &f.etag)?;
-        summary.files += 1;
-        bar.inc(f.size);
         manifest_files.push(ManifestFile {
             path: f.path.clone(),
             size: f.size,
             sha256: f.sha256.clone(),
             xet_hash: f.xet_hash,
-            terms,
+            terms: o.terms,
         });
     }
     if args.revision != commit {
         cache.write_ref(&args.revision, &commit)?;
     }
-    bar.finish_and_clear();
+    progress.finish();
+    summary.damaged_files = check_model_files(&cache, &files).await?;
 
     let c = *sources.counters.lock().unwrap_or_else(|p| p.into_inner());
     summary.bytes = tracker::BytesBySource {
@@ -335,11 +348,12 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         upstream: c.upstream,
     };
     summary.retries = hubc.retries();
+    summary.hedges = sources.hedges();
     summary.bad_sources = sources.bad_sources();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.snapshot = cache.dir().join("snapshots").join(&commit);
 
-    if let Some(t) = &trackerc {
+    if let Some(t) = trackerc.as_ref().filter(|_| !sources.tracker_down()) {
         let report = tracker::ReportRequest {
             peer_id: peer_id.clone(),
             repo: args.repo.clone(),
@@ -365,6 +379,36 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         }
     }
     Ok(summary)
+}
+
+/// Structural check of every GGUF and safetensors file of the pull (see `check`), off the
+/// async threads. Damaged files are reported, not deleted: they are what upstream published.
+async fn check_model_files(
+    cache: &RepoCache,
+    files: &[FileToPull],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut todo = Vec::new();
+    for f in files.iter().filter(|f| check::is_model_file(&f.path)) {
+        todo.push((f.path.clone(), cache.blob(&f.etag)?));
+    }
+    let damaged = tokio::task::spawn_blocking(move || {
+        let mut damaged = std::collections::BTreeMap::new();
+        for (path, blob) in todo {
+            match check::check_file(&blob) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    tracing::warn!(file = %path, problem = %why, "damaged model file");
+                    damaged.insert(path, why);
+                }
+                Err(e) => {
+                    damaged.insert(path, format!("cannot read it back: {e}"));
+                }
+            }
+        }
+        damaged
+    })
+    .await?;
+    Ok(damaged)
 }
 
 fn now_secs() -> u64 {
@@ -439,6 +483,104 @@ fn from_manifest(m: Manifest) -> anyhow::Result<(String, Vec<FileToPull>)> {
     Ok((m.commit, files))
 }
 
+/// The work of one pull, shared by the files pulled at once.
+struct Job<'a> {
+    args: &'a PullArgs,
+    hubc: &'a HubClient,
+    cache: &'a RepoCache,
+    commit: &'a str,
+    fleet_only: bool,
+    sources: &'a Arc<Sources>,
+    limits: xetfile::Limits,
+    /// The Xet read token, refreshed a minute before it expires.
+    token: tokio::sync::Mutex<Option<xet::CasJwtInfo>>,
+    progress: &'a Progress,
+    /// One lock per blob: files with the same content are pulled once.
+    blob_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What pulling one file did.
+struct FileOutcome {
+    already_present: bool,
+    terms: Vec<ManifestTerm>,
+}
+
+impl Job<'_> {
+    async fn token(&self) -> anyhow::Result<Option<xet::CasJwtInfo>> {
+        if self.fleet_only {
+            return Ok(None);
+        }
+        let mut t = self.token.lock().await;
+        if t.as_ref().is_none_or(|t| t.exp < now_secs() + 60) {
+            *t = Some(
+                self.hubc
+                    .xet_read_token(&self.args.repo, self.commit)
+                    .await?,
+            );
+        }
+        Ok(t.clone())
+    }
+
+    fn show_sources(&self) {
+        let c = *self
+            .sources
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.progress.set_sources(&c);
+    }
+
+    async fn pull_file(&self, f: &FileToPull) -> anyhow::Result<FileOutcome> {
+        let mut out = FileOutcome {
+            already_present: false,
+            terms: f.terms.clone(),
+        };
+        let lock = self
+            .blob_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(f.etag.clone())
+            .or_default()
+            .clone();
+        let _blob = lock.lock().await;
+        if self.cache.has_blob(&f.etag, f.size) {
+            out.already_present = true;
+            self.progress.inc_total(f.size);
+        } else if let Some(xh) = f.xet_hash {
+            let token = self.token().await?;
+            let bar = self.progress.file(&f.path, f.size);
+            let on_bytes = |n: u64| {
+                self.progress.inc_total(n);
+                self.show_sources();
+            };
+            out.terms = xetfile::pull_xet_file(
+                self.sources,
+                &self.limits,
+                token.as_ref(),
+                self.cache,
+                f,
+                xh,
+                self.args.verify_sha256,
+                &bar,
+                &on_bytes,
+            )
+            .await?;
+        } else if self.fleet_only || f.etag.is_empty() {
+            bail!(
+                "{} is not a Xet file and upstream is unreachable: the fleet cannot provide it",
+                f.path
+            );
+        } else {
+            pull_plain_file(self.hubc, &self.args.repo, self.commit, self.cache, f).await?;
+            self.sources.count_upstream(f.size);
+            self.progress.inc_total(f.size);
+            self.show_sources();
+        }
+        self.cache.link_snapshot(self.commit, &f.path, &f.etag)?;
+        Ok(out)
+    }
+}
+
 async fn pull_plain_file(
     hubc: &HubClient,
     repo: &str,
@@ -455,272 +597,54 @@ async fn pull_plain_file(
     if n != f.size {
         bail!("got {n} bytes, the listing says {}", f.size);
     }
-    let data = tokio::fs::read(&tmp).await?;
-    if let Some(sha) = &f.sha256 {
-        let got = hex::encode(sha2::Sha256::digest(&data));
-        if &got != sha {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("sha256 mismatch: got {got}, expected {sha}");
-        }
-    } else if let Some(oid) = &f.git_sha1 {
-        use sha1::Digest as _;
-        let mut h = sha1::Sha1::new();
-        h.update(format!("blob {}\0", data.len()).as_bytes());
-        h.update(&data);
-        let got = hex::encode(h.finalize());
-        if &got != oid {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("git blob id mismatch: got {got}, expected {oid}");
-        }
+    let (path, sha256, git_sha1) = (tmp.clone(), f.sha256.clone(), f.git_sha1.clone());
+    let checked = tokio::task::spawn_blocking(move || check_plain(&path, sha256, git_sha1)).await?;
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     cache.commit_blob(&f.etag)
 }
 
-/// Per term in file order: the index of the unit that covers it and its chunk range.
-type TermMap = Vec<(usize, std::ops::Range<u32>)>;
-
-/// Units to fetch and, per term, the unit that covers it.
-fn plan(
-    recon: &xet::ReconstructionV2,
-    manifest_terms: &[ManifestTerm],
-) -> anyhow::Result<(Vec<Unit>, TermMap)> {
-    let mut units: Vec<Unit> = Vec::new();
-    for (xorb, fetches) in &recon.xorbs {
-        for f in fetches {
-            for r in &f.ranges {
-                if r.chunks.start >= r.chunks.end
-                    || r.chunks.end - r.chunks.start > xorbstore::MAX_RANGE_CHUNKS
-                    || r.bytes.end < r.bytes.start
-                {
-                    bail!("the reconstruction has an invalid range for xorb {xorb}");
-                }
-                units.push(Unit {
-                    xorb: *xorb,
-                    chunks: r.chunks.start..r.chunks.end,
-                    upstream: Some((f.url.clone(), r.bytes.start, r.bytes.end)),
-                });
+/// Streams `path` through sha256 (LFS files) or the git blob id (others) and compares.
+fn check_plain(
+    path: &std::path::Path,
+    sha256: Option<String>,
+    git_sha1: Option<String>,
+) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut buf = vec![0u8; 1 << 20];
+    if let Some(want) = sha256 {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
+            h.update(&buf[..n]);
         }
-    }
-    let term_list: Vec<(MerkleHash, std::ops::Range<u32>)> = if manifest_terms.is_empty() {
-        recon
-            .terms
-            .iter()
-            .map(|t| (t.hash, t.range.start..t.range.end))
-            .collect()
-    } else {
-        manifest_terms
-            .iter()
-            .map(|t| (t.hash, t.range.start..t.range.end))
-            .collect()
-    };
-    let mut map = Vec::with_capacity(term_list.len());
-    for (xorb, r) in term_list {
-        if r.start >= r.end {
-            bail!("empty term in the reconstruction");
+        let got = hex::encode(h.finalize());
+        if got != want {
+            bail!("sha256 mismatch: got {got}, expected {want}");
         }
-        let idx = match units
-            .iter()
-            .position(|u| u.xorb == xorb && u.chunks.start <= r.start && r.end <= u.chunks.end)
-        {
-            Some(i) => i,
-            None if recon.xorbs.is_empty() => {
-                // Fleet-only: fetch the term's own range.
-                if r.end - r.start > xorbstore::MAX_RANGE_CHUNKS {
-                    bail!("term too long");
-                }
-                units.push(Unit {
-                    xorb,
-                    chunks: r.clone(),
-                    upstream: None,
-                });
-                units.len() - 1
+    } else if let Some(want) = git_sha1 {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {len}\0").as_bytes());
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
-            None => bail!("no fetch range covers a term of xorb {xorb}"),
-        };
-        map.push((idx, r));
-    }
-    // Fetch only units some term uses.
-    Ok((units, map))
-}
-
-async fn pull_xet_file(
-    sources: &Arc<Sources>,
-    token: Option<&xet::CasJwtInfo>,
-    cache: &RepoCache,
-    f: &FileToPull,
-    xet_hash: MerkleHash,
-    verify_sha256: bool,
-) -> anyhow::Result<Vec<ManifestTerm>> {
-    let recon = match (token, &sources.hub) {
-        (Some(t), Some(h)) => h.reconstruction(t, &xet_hash, None).await?,
-        _ => xet::ReconstructionV2::default(),
-    };
-    if recon.offset_into_first_range != 0 {
-        bail!("the reconstruction of a whole file starts mid-range");
-    }
-    let (units, term_map) = plan(&recon, &f.terms)?;
-    let used: Vec<usize> = {
-        let mut u: Vec<usize> = term_map.iter().map(|(i, _)| *i).collect();
-        u.sort_unstable();
-        u.dedup();
-        u
-    };
-    let mut got: HashMap<usize, Fetched> = HashMap::new();
-    let mut skip_fleet = false;
-    for round in 0..MAX_ROUNDS {
-        let need: Vec<usize> = used
-            .iter()
-            .copied()
-            .filter(|i| !got.contains_key(i))
-            .collect();
-        let need_units: Vec<Unit> = need.iter().map(|&i| units[i].clone()).collect();
-        let holders = if skip_fleet {
-            vec![Vec::new(); need.len()]
-        } else {
-            sources.lookup(&need_units).await
-        };
-        let results: Vec<(usize, anyhow::Result<Fetched>)> =
-            futures::stream::iter(need.iter().copied().zip(holders))
-                .map(|(i, h)| {
-                    let s = sources.clone();
-                    let u = units[i].clone();
-                    async move { (i, s.fetch_unit(&u, &h, skip_fleet).await) }
-                })
-                .buffer_unordered(PARALLEL_RANGES)
-                .collect()
-                .await;
-        for (i, r) in results {
-            got.insert(i, r?);
+            h.update(&buf[..n]);
         }
-        // Assemble and verify.
-        let tmp = cache.incomplete(&f.etag)?;
-        let (hash, len, sha) = assemble(&tmp, &units, &term_map, &got, verify_sha256)?;
-        let ok_hash = hash == xet_hash && len == f.size;
-        let ok_sha = !verify_sha256
-            || f.sha256
-                .as_deref()
-                .is_none_or(|s| Some(s) == sha.as_deref());
-        if ok_hash && ok_sha {
-            cache.commit_blob(&f.etag)?;
-            keep_in_store(sources, &units, &got).await;
-            return Ok(term_map
-                .iter()
-                .map(|(i, r)| {
-                    let u = &units[*i];
-                    let fe = &got[i];
-                    let a = (r.start - u.chunks.start) as usize;
-                    let b = (r.end - u.chunks.start) as usize;
-                    let start = if a == 0 { 0 } else { fe.ends[a - 1] };
-                    ManifestTerm {
-                        hash: u.xorb,
-                        unpacked_length: (fe.ends[b - 1] - start) as u32,
-                        range: tracker::ChunkRange {
-                            start: r.start,
-                            end: r.end,
-                        },
-                    }
-                })
-                .collect());
-        }
-        let _ = std::fs::remove_file(&tmp);
-        tracing::warn!(
-            file = %f.path, round, got = %hash, expected = %xet_hash, len, size = f.size,
-            "file failed verification; refetching its ranges from upstream"
-        );
-        // Refetch everything from upstream; blame each fleet source whose chunks differ.
-        let old = std::mem::take(&mut got);
-        skip_fleet = sources.hub.is_some();
-        if !skip_fleet {
-            bail!("{} failed verification and upstream is unreachable", f.path);
-        }
-        for (i, fe) in &old {
-            if fe.source == Source::Upstream {
-                continue;
-            }
-            match sources.fetch_unit(&units[*i], &[], true).await {
-                Ok(fresh) => {
-                    if fresh.hashes != fe.hashes {
-                        sources.blame(&fe.source, "sent chunks that fail the file hash");
-                    }
-                    got.insert(*i, fresh);
-                }
-                Err(e) => return Err(e),
-            }
+        let got = hex::encode(h.finalize());
+        if got != want {
+            bail!("git blob id mismatch: got {got}, expected {want}");
         }
     }
-    bail!(
-        "{} failed verification {MAX_ROUNDS} times (Xet hash mismatch); nothing was written",
-        f.path
-    )
-}
-
-/// Writes the terms in order into `tmp`, returning the Xet file hash, the length and the sha256
-/// when asked.
-fn assemble(
-    tmp: &std::path::Path,
-    units: &[Unit],
-    term_map: &[(usize, std::ops::Range<u32>)],
-    got: &HashMap<usize, Fetched>,
-    sha: bool,
-) -> anyhow::Result<(MerkleHash, u64, Option<String>)> {
-    let file = std::fs::File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut chunks = Vec::new();
-    let mut hasher = sha.then(sha2::Sha256::new);
-    let mut len = 0u64;
-    for (i, r) in term_map {
-        let fe = got.get(i).context("a range was not fetched")?;
-        // Chunk indices relative to the unit.
-        let base = units[*i].chunks.start;
-        let a = (r.start - base) as usize;
-        let b = (r.end - base) as usize;
-        if b > fe.ends.len() || a >= b {
-            bail!("term outside its fetched range");
-        }
-        let start = if a == 0 { 0 } else { fe.ends[a - 1] };
-        let end = fe.ends[b - 1];
-        let data = &fe.data[start..end];
-        w.write_all(data)?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(data);
-        }
-        len += data.len() as u64;
-        let mut s = start;
-        for (k, &e) in fe.ends[a..b].iter().enumerate() {
-            chunks.push((fe.hashes[a + k], (e - s) as u64));
-            s = e;
-        }
-    }
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok((
-        xet::hash::file_hash(&chunks),
-        len,
-        hasher.map(|h| hex::encode(h.finalize())),
-    ))
-}
-
-/// Keeps the verified ranges in the local store (best effort: a full store only warns).
-async fn keep_in_store(sources: &Arc<Sources>, units: &[Unit], got: &HashMap<usize, Fetched>) {
-    let Some(store) = sources.store.clone() else {
-        return;
-    };
-    let items: Vec<(MerkleHash, std::ops::Range<u32>, bytes::Bytes)> = got
-        .iter()
-        .filter(|(_, fe)| fe.source != Source::Local)
-        .map(|(i, fe)| (units[*i].xorb, units[*i].chunks.clone(), fe.raw.clone()))
-        .collect();
-    let r = tokio::task::spawn_blocking(move || {
-        let exp = Expectation::structural().file_verified();
-        for (x, r, raw) in items {
-            if let Err(e) = store.insert(&x, r, &raw, &exp) {
-                tracing::warn!(error = %e, "could not keep a range in the local store");
-            }
-        }
-    })
-    .await;
-    if let Err(e) = r {
-        tracing::warn!(error = %e, "store task failed");
-    }
+    Ok(())
 }

@@ -102,7 +102,7 @@ struct PeersResponse {
     peers: Vec<PeerListEntry>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BytesBySource {
     pub local: u64,
     pub peers: u64,

@@ -3,13 +3,13 @@
 //! by a `zest-origin` process, which must fetch under 1% of the file.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use serde_json::Value as Json;
+use zest_testkit::{Edge, Origin, Tracker};
 
 use crate::common::{python, zest};
 
@@ -361,33 +361,13 @@ fn remote_repo() -> &'static PathBuf {
     })
 }
 
-/// The `zest-origin` binary beside the `zest` binary under test.
-fn origin_bin() -> PathBuf {
-    let zest = Path::new(env!("CARGO_BIN_EXE_zest"));
-    let bin = zest.with_file_name("zest-origin");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build --workspace` (or `cargo build -p zest-origin`) with the \
-         same target dir before these tests",
-        bin.display()
-    );
-    bin
-}
-
-/// A zest-origin process. It holds our stdin pipe and exits when this test process does.
-#[derive(Debug)]
-struct Origin {
-    _child: Mutex<Child>,
-    base: String,
-}
-
 /// The origin serving [`remote_repo`] (indexes it; later starts reuse the index).
 fn primary() -> &'static Origin {
     static O: OnceLock<Origin> = OnceLock::new();
     O.get_or_init(|| {
         remote_repo();
         let started = Instant::now();
-        let o = start_origin(&remote_dir().join("root"), &remote_dir().join("state"), &[]);
+        let o = Origin::start(&remote_dir().join("root"), &remote_dir().join("state"), &[]);
         eprintln!("zest-origin ready after {:?}", started.elapsed());
         o
     })
@@ -399,7 +379,7 @@ fn v1_only() -> &'static Origin {
     static O: OnceLock<Origin> = OnceLock::new();
     O.get_or_init(|| {
         primary();
-        start_origin(
+        Origin::start(
             &remote_dir().join("root"),
             &remote_dir().join("state"),
             &["--disable-v2"],
@@ -407,63 +387,22 @@ fn v1_only() -> &'static Origin {
     })
 }
 
-fn start_origin(root: &Path, state: &Path, extra: &[&str]) -> Origin {
-    let mut child = Command::new(origin_bin())
-        .arg("--root")
-        .arg(root)
-        .arg("--state-dir")
-        .arg(state)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--exit-on-stdin-eof",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zest-origin");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log = Vec::new();
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Json>(&line) {
-                if v["fields"]["message"] == "zest-origin ready" {
-                    let addr = v["fields"]["addr"].as_str().unwrap_or_default().to_owned();
-                    let _ = tx.send(Ok(addr));
-                }
-            }
-            log.push(line);
-        }
-        let _ = tx.send(Err(log.join("\n")));
-    });
-    match rx.recv_timeout(Duration::from_secs(240)) {
-        Ok(Ok(addr)) => Origin {
-            _child: Mutex::new(child),
-            base: format!("http://{addr}"),
-        },
-        Ok(Err(log)) => panic!("zest-origin exited before it was ready:\n{log}"),
-        Err(_) => {
-            let _ = child.kill();
-            panic!("zest-origin did not become ready within 240 s");
-        }
-    }
+fn zest_remote(endpoint: &str, args: &[&str]) -> Output {
+    zest_remote_via(endpoint, None, args)
 }
 
-fn zest_remote(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zest"))
-        .args(args)
+/// `zest ARGS` against the Hub at `endpoint`, through the fleet when `tracker` is given.
+fn zest_remote_via(endpoint: &str, tracker: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zest"));
+    cmd.args(args)
         .env("HF_ENDPOINT", endpoint)
         .env_remove("HF_TOKEN")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running the zest binary")
+        .env("RUST_LOG", "warn");
+    match tracker {
+        Some(t) => cmd.env("ZEST_TRACKER", t),
+        None => cmd.env_remove("ZEST_TRACKER"),
+    };
+    cmd.output().expect("running the zest binary")
 }
 
 #[test]
@@ -583,4 +522,67 @@ fn remote_falls_back_to_v1_reconstructions() {
     assert_eq!(stats["reconstruction_api"], "v1", "{stats}");
     let fetched = stats["bytes_fetched"].as_u64().expect("bytes_fetched");
     assert!(fetched * 100 < BIG_GGUF_LEN, "{stats}");
+}
+
+/// With `ZEST_TRACKER` set, the header's xorb ranges go through the fleet: the first inspect has
+/// the edge fetch them from the origin (and keep them), the second takes nothing from the origin.
+#[test]
+fn remote_inspect_goes_through_the_fleet() {
+    let path = remote_repo().join("big.gguf");
+    let local = inspect_json(&["inspect", "--json", path.to_str().expect("utf8")]);
+    let origin = primary();
+    let tracker = Tracker::start(&[]);
+    let edge_cache = zest_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "inspect-edge");
+    let edge = Edge::start(&origin.base, &edge_cache, &["--tracker", &tracker.base]);
+    // The edge is known to the tracker once it has announced.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while !zest_testkit::http_get(&tracker.base, "/v1/peers")
+        .is_some_and(|b| b.contains(&edge.peer_addr))
+    {
+        assert!(Instant::now() < deadline, "the edge never announced itself");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let mut edges_before = 0;
+    for round in 0..2 {
+        let origin_before = origin.xorb_bytes();
+        let out = zest_remote_via(
+            &origin.base,
+            Some(&tracker.base),
+            &["inspect", "org/model", "big.gguf", "--json"],
+        );
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut remote: Json = serde_json::from_slice(&out.stdout).expect("JSON");
+        let stats = remote
+            .as_object_mut()
+            .expect("object")
+            .remove("remote")
+            .expect("remote stats");
+        assert_eq!(remote, local, "round {round}: summary differs");
+        let fleet = &stats["fleet"];
+        let edges = fleet["edges"].as_u64().expect("fleet.edges");
+        assert!(
+            edges > 0,
+            "round {round}: nothing came through the edge: {stats}"
+        );
+        assert_eq!(fleet["upstream"], 0, "round {round}: {stats}");
+        let origin_delta = origin.xorb_bytes() - origin_before;
+        if round == 0 {
+            assert!(
+                origin_delta > 0.0,
+                "the edge fetched nothing from the origin"
+            );
+            edges_before = edges;
+        } else {
+            assert_eq!(
+                origin_delta, 0.0,
+                "second inspect took xorb bytes from the origin"
+            );
+            assert_eq!(edges, edges_before, "{stats}");
+        }
+    }
 }

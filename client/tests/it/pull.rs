@@ -136,6 +136,14 @@ fn start_origin(extra: &[&str]) -> Proc {
 
 /// Reads JSON log lines until one has `message == msg`; returns its `addr` field.
 fn wait_for_line(stderr: impl Read + Send + 'static, msg: &'static str) -> String {
+    wait_for_fields(stderr, msg)["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Reads JSON log lines until one has `message == msg`; returns its `fields`.
+fn wait_for_fields(stderr: impl Read + Send + 'static, msg: &'static str) -> serde_json::Value {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
@@ -144,8 +152,7 @@ fn wait_for_line(stderr: impl Read + Send + 'static, msg: &'static str) -> Strin
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 if v["fields"]["message"] == msg {
                     if let Some(t) = tx.take() {
-                        let _ =
-                            t.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                        let _ = t.send(v["fields"].clone());
                     }
                 }
             }
@@ -303,6 +310,18 @@ fn pull_from_origin_is_byte_identical_and_huggingface_hub_loads_it_offline() {
     assert_eq!(s["files"], 5);
     assert!(bytes(&s, "upstream") > 0);
     c.assert_identical();
+    // The fixture's model files are random bytes, not sound GGUF/safetensors: the structural
+    // check after the pull names both (and only them), with what is wrong.
+    let damaged = s["damaged_files"].as_object().expect("damaged_files");
+    let names: Vec<&str> = damaged.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["model.safetensors", "sub/dir/tiny.gguf"],
+        "{damaged:?}"
+    );
+    assert!(damaged
+        .values()
+        .all(|v| v.as_str().is_some_and(|w| !w.is_empty())));
     // The real client finds every file offline in the cache this pull wrote.
     let script = r#"
 import hashlib, sys, json
@@ -597,4 +616,189 @@ fn a_peer_serving_corrupt_bytes_is_avoided_and_files_are_right() {
         avoided || bytes(&s, "upstream") > 0,
         "corrupt peer bytes were neither caught nor replaced: {s}"
     );
+}
+
+/// A running `zest-edge` announcing itself to a tracker.
+struct Edge {
+    edge: zest_testkit::Edge,
+}
+
+impl Edge {
+    /// Starts `zest-edge` in front of `origin`, announcing to `tracker` as `id`, and waits until
+    /// the tracker lists it.
+    fn start(origin: &str, tracker: &str, id: &str) -> Edge {
+        let cache = tempdir_path("edge-cache");
+        let edge = zest_testkit::Edge::start(
+            &format!("http://{origin}"),
+            &cache,
+            &["--tracker", &format!("http://{tracker}"), "--peer-id", id],
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http_get(tracker, "/v1/peers")
+            .unwrap_or_default()
+            .contains(id)
+        {
+            assert!(Instant::now() < deadline, "the edge never announced");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Edge { edge }
+    }
+
+    /// Bytes of xorb ranges this edge has served (all protocols).
+    fn bytes_served(&self) -> f64 {
+        zest_testkit::metric(&self.edge.base, "zest_edge_bytes_served_total")
+    }
+
+    /// SIGKILL and wait.
+    fn kill9(&mut self) {
+        self.edge.proc.kill9();
+    }
+}
+
+fn fixture_bytes() -> f64 {
+    fixture().files.values().map(|d| d.len() as f64).sum()
+}
+
+#[test]
+fn with_an_edge_only_the_first_pull_takes_xorb_bytes_from_the_origin() {
+    let origin = start_origin(&[]);
+    let tracker = start_tracker();
+    let edge = Edge::start(&origin.addr, &tracker.addr, "edge-one");
+
+    let before = metric(&origin, "zest_origin_xorb_bytes_served_total");
+    let a = Client::new("edge-a");
+    let s = a
+        .pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("first pull");
+    a.assert_identical();
+    let served = metric(&origin, "zest_origin_xorb_bytes_served_total") - before;
+    assert!(
+        bytes(&s, "edges") > 0,
+        "the first pull bypassed the edge: {s}"
+    );
+    assert!(edge.bytes_served() > 0.0, "the edge served nothing: {s}");
+    // The edge fetched each range once (the Xet files are ~13.5 MB, mostly incompressible).
+    assert!(
+        served > 0.0 && served <= 1.25 * fixture_bytes(),
+        "the origin served {served} xorb bytes for a {} byte model: {s}",
+        fixture_bytes()
+    );
+
+    for name in ["edge-b", "edge-c"] {
+        let before = metric(&origin, "zest_origin_xorb_bytes_served_total");
+        let c = Client::new(name);
+        let s = c
+            .pull(&origin.addr, Some(&tracker.addr), &[])
+            .expect("pull with a warm edge");
+        c.assert_identical();
+        let after = metric(&origin, "zest_origin_xorb_bytes_served_total");
+        assert_eq!(
+            after, before,
+            "{name}: the origin served xorb bytes although the edge holds them: {s}"
+        );
+        assert!(bytes(&s, "edges") + bytes(&s, "peers") > 0, "{name}: {s}");
+    }
+}
+
+#[test]
+fn tracker_down_the_pull_goes_upstream_with_a_warning() {
+    let origin = start_origin(&[]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let c = Client::new("tracker-down");
+    let out = c
+        .command(&origin.addr, Some(&dead), &["pull", REPO, "--json"])
+        .output()
+        .expect("run zest pull");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pull failed: {stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    c.assert_identical();
+    assert!(bytes(&s, "upstream") > 0, "{s}");
+    assert!(
+        stderr.contains("tracker") && stderr.contains("WARN"),
+        "no warning about the tracker: {stderr}"
+    );
+}
+
+#[test]
+fn edge_killed_mid_pull_the_pull_still_completes_byte_exact() {
+    // A slow origin so the pull is still running when the edge dies.
+    let origin = start_origin(&["--fault-bandwidth-bytes-per-sec", "2000000"]);
+    let tracker = start_tracker();
+    let mut edge = Edge::start(&origin.addr, &tracker.addr, "edge-doomed");
+    let c = Client::new("edge-killed");
+    let mut child = c
+        .command(&origin.addr, Some(&tracker.addr), &["pull", REPO, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pull");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while edge.bytes_served() <= 0.0 {
+        assert!(Instant::now() < deadline, "the edge never served a byte");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the pull ended before the edge served anything"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the pull ended before the edge could be killed"
+    );
+    edge.kill9();
+    let out = child.wait_with_output().expect("pull output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pull failed: {stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    c.assert_identical();
+    assert!(bytes(&s, "upstream") > 0, "nothing came from upstream: {s}");
+}
+
+#[test]
+fn cas_answering_429_and_500_succeeds_with_bounded_retries_or_fails_clearly() {
+    // Moderate faults: the retries get through.
+    let origin = start_origin(&[
+        "--fault-429-rate",
+        "0.2",
+        "--fault-500-rate",
+        "0.2",
+        "--fault-scope",
+        "cas",
+        "--fault-seed",
+        "5",
+    ]);
+    let c = Client::new("cas-faults");
+    match c.pull(&origin.addr, None, &[]) {
+        Ok(s) => {
+            c.assert_identical();
+            assert!(s["retries"].as_u64().expect("retries") > 0, "{s}");
+        }
+        Err(e) => {
+            assert!(e.contains("HTTP 429") || e.contains("HTTP 500"), "{e}");
+            c.assert_nothing_wrong();
+        }
+    }
+    // Heavy faults on the xorb ranges: success or a clear error, never a wrong file.
+    let origin = start_origin(&[
+        "--fault-429-rate",
+        "0.4",
+        "--fault-500-rate",
+        "0.5",
+        "--fault-scope",
+        "xorbs",
+        "--fault-seed",
+        "9",
+    ]);
+    let c = Client::new("xorb-faults");
+    match c.pull(&origin.addr, None, &[]) {
+        Ok(_) => c.assert_identical(),
+        Err(e) => {
+            assert!(
+                e.contains("xorb range") && (e.contains("HTTP 429") || e.contains("HTTP 500")),
+                "unclear error: {e}"
+            );
+            c.assert_nothing_wrong();
+        }
+    }
 }

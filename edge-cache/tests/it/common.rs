@@ -5,30 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 pub const REPO: &str = "acme/tiny";
 
-/// xorshift64* bytes.
-pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use zest_testkit::pseudo_random;
 
 fn float_like(seed: u64, len: usize) -> Vec<u8> {
     pseudo_random(seed, len)
@@ -163,76 +149,23 @@ pub fn metric(base: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A running zest-edge process.
+/// A running zest-edge process (started by `zest-testkit`; killed on drop).
 #[derive(Debug)]
 pub struct Edge {
     pub base: String,
     pub peer_addr: String,
     pub cache: PathBuf,
-    child: Mutex<Child>,
-    _stdin: Mutex<Option<ChildStdin>>,
-    log: Arc<Mutex<Vec<String>>>,
+    proc: zest_testkit::Proc,
 }
 
 impl Edge {
     pub fn start(upstream: &str, cache: &Path, extra: &[&str]) -> Edge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zest-edge"))
-            .arg("--cache-dir")
-            .arg(cache)
-            .args([
-                "--upstream",
-                upstream,
-                "--listen-http",
-                "127.0.0.1:0",
-                "--listen-peer",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--exit-on-stdin-eof",
-                "--workers",
-                "2",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("ZEST_TRACKER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn zest-edge");
-        let stdin = child.stdin.take();
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["fields"]["message"] == "zest-edge ready" {
-                        let _ = tx.send((
-                            v["fields"]["http"].as_str().unwrap_or_default().to_string(),
-                            v["fields"]["peer"].as_str().unwrap_or_default().to_string(),
-                        ));
-                    }
-                }
-                log2.lock().expect("log").push(line);
-            }
-        });
-        let Ok((http, peer)) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!(
-                "zest-edge did not start; log:\n{}",
-                log.lock().expect("log").join("\n")
-            );
-        };
+        let e = zest_testkit::Edge::start(upstream, cache, extra);
         Edge {
-            base: format!("http://{http}"),
-            peer_addr: peer,
+            base: e.base,
+            peer_addr: e.peer_addr,
             cache: cache.to_path_buf(),
-            child: Mutex::new(child),
-            _stdin: Mutex::new(stdin),
-            log,
+            proc: e.proc,
         }
     }
 
@@ -241,20 +174,12 @@ impl Edge {
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().expect("log").join("\n")
+        self.proc.log()
     }
 
     /// SIGKILL and wait.
     pub fn kill9(&self) {
-        let mut c = self.child.lock().expect("child");
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        self.kill9();
+        self.proc.kill9();
     }
 }
 
@@ -341,4 +266,108 @@ print("RESULT " + json.dumps(out))
 /// A fresh cache folder.
 pub fn cache_dir() -> PathBuf {
     tempfile::tempdir_in(&fixture().dir).expect("cache").keep()
+}
+
+/// A zest-tracker process (embedded store, `--no-auth`): the real binary, started by
+/// `zest-testkit` (services never link each other, not even in tests).
+#[derive(Debug)]
+pub struct TrackerProc {
+    pub base: String,
+    _tracker: zest_testkit::Tracker,
+}
+
+impl TrackerProc {
+    pub fn start() -> TrackerProc {
+        let tracker = zest_testkit::Tracker::start(&["--workers", "1"]);
+        TrackerProc {
+            base: tracker.base.clone(),
+            _tracker: tracker,
+        }
+    }
+}
+
+/// One range of a reconstruction handed out by the edge.
+#[derive(Clone, Debug)]
+pub struct XRange {
+    pub xorb: String,
+    pub chunks: (u64, u64),
+    pub bytes: (u64, u64),
+    /// The edge's rewritten xorb URL.
+    pub url: String,
+}
+
+impl XRange {
+    /// GETs the range through the edge's xorb URL (206 and the full length expected).
+    pub fn get(&self) -> Vec<u8> {
+        let resp = client()
+            .get(&self.url)
+            .header("range", format!("bytes={}-{}", self.bytes.0, self.bytes.1))
+            .send()
+            .expect("xorb GET");
+        assert_eq!(resp.status().as_u16(), 206, "GET {}", self.url);
+        let b = resp.bytes().expect("body").to_vec();
+        assert_eq!(b.len() as u64, self.bytes.1 - self.bytes.0 + 1);
+        b
+    }
+}
+
+/// The reconstruction of `path` (in [`REPO`]) through the edge, as a Hugging Face client asks
+/// for it (HEAD for the Xet hash, read token, reconstruction): every range, sorted. The edge
+/// fetches and verifies the whole file before answering, so afterwards it holds every range.
+pub fn ranges_of(edge: &Edge, path: &str) -> Vec<XRange> {
+    let r = client()
+        .head(format!("{}/{REPO}/resolve/main/{path}", edge.base))
+        .send()
+        .expect("head");
+    assert!(r.status().is_success(), "HEAD {path}: {}", r.status());
+    let hash = r.headers()["x-xet-hash"]
+        .to_str()
+        .expect("hash")
+        .to_string();
+    let t: serde_json::Value = client()
+        .get(format!(
+            "{}/api/models/{REPO}/xet-read-token/main",
+            edge.base
+        ))
+        .send()
+        .expect("token")
+        .json()
+        .expect("json");
+    let cas = t["casUrl"].as_str().expect("casUrl");
+    let rec: serde_json::Value = client()
+        .get(format!("{cas}/v2/reconstructions/{hash}"))
+        .bearer_auth(t["accessToken"].as_str().expect("token"))
+        .send()
+        .expect("reconstruction")
+        .json()
+        .expect("json");
+    let mut out = Vec::new();
+    for (x, fetches) in rec["xorbs"].as_object().expect("xorbs") {
+        for f in fetches.as_array().expect("fetches") {
+            let url = f["url"].as_str().expect("url");
+            for r in f["ranges"].as_array().expect("ranges") {
+                let n = |a: &str, b: &str| r[a][b].as_u64().expect("range field");
+                out.push(XRange {
+                    xorb: x.clone(),
+                    chunks: (n("chunks", "start"), n("chunks", "end")),
+                    bytes: (n("bytes", "start"), n("bytes", "end")),
+                    url: url.to_string(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.xorb, a.chunks).cmp(&(&b.xorb, b.chunks)));
+    assert!(!out.is_empty(), "no ranges for {path}");
+    out
+}
+
+/// Polls `f` every 100 ms until it is true, for at most `secs` seconds.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 10 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
 }

@@ -1,6 +1,8 @@
 //! Integration tests of `zest-edge`: the real binary on loopback, in front of an in-process
-//! `zest-origin`, driven by the released `huggingface_hub` + `hf_xet` client.
+//! `zest-origin` (and announcing to an in-process `zest-tracker`), driven by the released
+//! `huggingface_hub` + `hf_xet` client, the peer client (TCP and TLS) and plain HTTP.
 
 mod common;
+mod fleet;
 mod proxy;
 mod robustness;

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use crate::error::{ErrorCode, FrameError};
-use crate::frame::{Data, ErrorFrame, Frame, FrameType, Handshake};
+use crate::frame::{Data, DataPrefix, ErrorFrame, Frame, FrameType, Handshake};
 use crate::limits::*;
 
 /// A frame that breaks the protocol's state rules (or cannot be decoded).
@@ -352,6 +352,26 @@ impl Connection {
         };
         piece.validate()?;
         data(&mut self.incoming, piece).map(|_| ())
+    }
+
+    /// [`on_receive`](Self::on_receive) for a Data frame of which only the fixed part was
+    /// decoded ([`decode_data_prefix`](crate::decode_data_prefix)); the caller then reads
+    /// `payload_len` bytes of payload itself.
+    pub fn on_receive_data(&mut self, prefix: &DataPrefix) -> Result<Accepted, ProtocolError> {
+        let piece = DataPiece {
+            request_id: prefix.request_id,
+            offset: prefix.offset,
+            len: prefix.payload_len as u64,
+            last: prefix.last,
+        };
+        piece.validate()?;
+        if self.closed {
+            return Err(ProtocolError::Closed);
+        }
+        if self.peer.is_none() {
+            return Err(ProtocolError::HandshakeRequired(FrameType::Data));
+        }
+        data(&mut self.outgoing, piece).map(accepted)
     }
 
     /// Checks and records a frame received from the peer (already decoded with

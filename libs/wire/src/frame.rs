@@ -553,6 +553,66 @@ pub fn encode_data_header<B: BufMut>(
     Ok(())
 }
 
+/// The fixed part of a Data frame (everything but the payload), as read by
+/// [`decode_data_prefix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataPrefix {
+    pub request_id: u32,
+    /// Offset of the payload within the response.
+    pub offset: u64,
+    /// Whether this is the response's final piece.
+    pub last: bool,
+    /// Payload bytes that follow the prefix (at least one).
+    pub payload_len: usize,
+}
+
+/// Bytes of a Data frame before its payload (length prefix included).
+pub const DATA_PREFIX_LEN: usize = LEN_PREFIX_LEN + DATA_FRAME_OVERHEAD as usize;
+
+/// When `buf` starts with a Data frame whose fixed part is present (its payload need not be),
+/// returns that fixed part, so that a receiver can move the payload straight from the socket to
+/// where it belongs instead of buffering the whole frame. `Ok(None)`: not a Data frame, fewer
+/// than [`DATA_PREFIX_LEN`] bytes, or a frame without payload (use [`decode_buf`], which
+/// reports it). The checks are those of [`decode`] and [`Frame::validate`]: length against
+/// `max_frame_len`, version, flags, request id, offset.
+pub fn decode_data_prefix(
+    buf: &[u8],
+    max_frame_len: u32,
+) -> Result<Option<DataPrefix>, FrameError> {
+    let Some(total) = check_header(buf, max_frame_len)? else {
+        return Ok(None);
+    };
+    // A frame too short to carry a payload is left to `decode_buf`, which reports it.
+    if buf.get(5) != Some(&(FrameType::Data as u8))
+        || buf.len() < DATA_PREFIX_LEN
+        || total <= DATA_PREFIX_LEN
+    {
+        return Ok(None);
+    }
+    let ty = FrameType::Data;
+    let mut r = Reader {
+        buf: &buf[FRAME_HEADER_LEN..DATA_PREFIX_LEN],
+        ty,
+    };
+    let request_id = r.u32("request_id")?;
+    let offset = r.u64("offset")?;
+    let flags = r.u8("flags")?;
+    if flags & !DATA_FLAG_LAST != 0 {
+        return Err(invalid(ty, "flags", "unknown flag bits"));
+    }
+    check_id(ty, request_id)?;
+    let payload_len = total - DATA_PREFIX_LEN;
+    if offset.checked_add(payload_len as u64).is_none() {
+        return Err(invalid(ty, "offset", "offset + length overflows"));
+    }
+    Ok(Some(DataPrefix {
+        request_id,
+        offset,
+        last: flags & DATA_FLAG_LAST != 0,
+        payload_len,
+    }))
+}
+
 /// What the first bytes of a frame say, checked as far as they go. `Ok(None)` means fewer than
 /// [`LEN_PREFIX_LEN`] bytes; otherwise the total frame size (prefix included).
 fn check_header(buf: &[u8], max_frame_len: u32) -> Result<Option<usize>, FrameError> {

@@ -17,8 +17,8 @@ pub mod limits;
 pub use connection::{Accepted, Connection, ProtocolError};
 pub use error::{ErrorCode, FrameError};
 pub use frame::{
-    decode, decode_buf, encode_data_header, Capabilities, ChunkRange, Data, DataHeader, Decoded,
-    ErrorFrame, Frame, FrameType, Handshake, Have, HaveEntry, PeerExchange, Request, Role,
-    Upstream,
+    decode, decode_buf, decode_data_prefix, encode_data_header, Capabilities, ChunkRange, Data,
+    DataHeader, DataPrefix, Decoded, ErrorFrame, Frame, FrameType, Handshake, Have, HaveEntry,
+    PeerExchange, Request, Role, Upstream, DATA_PREFIX_LEN,
 };
 pub use limits::*;

@@ -72,6 +72,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     res
 }
 
+/// Deletes the garbage temporary files (`.tmp-*`, see [`is_stale_temp`]) directly in `dir`;
+/// returns how many.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let is_temp = entry.file_name().to_string_lossy().starts_with(".tmp-");
+        if is_temp && entry.file_type()?.is_file() && is_stale_temp(&path) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Whether a temporary file is garbage: its writer (the pid in its name) is gone, or it is older
 /// than an hour, or its name does not say who wrote it. Another live process sharing the folder
 /// (e.g. `zest seed` while `zest pull` writes) keeps its files.
@@ -91,4 +110,24 @@ pub fn is_stale_temp(path: &Path) -> bool {
         .and_then(|t| t.elapsed().ok())
         .is_none_or(|age| age > std::time::Duration::from_secs(3600));
     !alive || old
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_and_stale_temp_cleanup() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("index.json");
+        write_atomic(&p, b"one").expect("write");
+        write_atomic(&p, b"two").expect("write");
+        assert_eq!(std::fs::read(&p).expect("read"), b"two");
+        // A torn temp file of a dead writer (no pid in the name), and one of this live process.
+        std::fs::write(d.path().join(".tmp-index.json.1.1"), b"torn").expect("write");
+        let (live, _f) = create_temp(d.path()).expect("temp");
+        assert_eq!(remove_stale_temps(d.path()).expect("clean"), 1);
+        assert!(live.exists(), "a live writer's temp file was deleted");
+        assert!(p.exists());
+    }
 }

@@ -795,6 +795,52 @@ impl Store {
         Ok(n)
     }
 
+    /// Removes every stored range of `xorb` that overlaps chunks `range` (a stored range is one
+    /// file, so a range only partly inside `range` goes whole), pinned or not, so that no chunk
+    /// of `range` is held afterwards. Returns how many stored ranges were removed. Blocking.
+    ///
+    /// Crash-safe: the ranges leave the index first (no new reader finds them), then each file
+    /// is unlinked (atomic) and the folder fsynced once, so after a crash at any point a range
+    /// is either still complete on disk (and found again by [`Store::open`]) or gone. Views
+    /// already handed out stay readable: the map outlives the unlinked file.
+    pub fn remove(&self, xorb: &MerkleHash, range: Range<u32>) -> Result<usize, StoreError> {
+        if range.start >= range.end {
+            return Ok(0);
+        }
+        let gone: Vec<Arc<Stored>> = {
+            let mut ix = self.lock();
+            let ids: Vec<u64> = ix
+                .ids_of(xorb)
+                .iter()
+                .copied()
+                .filter(|id| {
+                    ix.slots.get(id).is_some_and(|s| {
+                        s.stored.range.start < range.end && range.start < s.stored.range.end
+                    })
+                })
+                .collect();
+            ids.into_iter().filter_map(|id| ix.remove(id)).collect()
+        };
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let mut first_err = None;
+        for s in &gone {
+            tracing::debug!(xorb = %s.xorb, range = ?s.range, "removing");
+            if let Err(e) = std::fs::remove_file(&s.path) {
+                if e.kind() != std::io::ErrorKind::NotFound && first_err.is_none() {
+                    first_err = Some(StoreError::io("remove", &s.path, e));
+                }
+            }
+        }
+        let dir = &self.inner.dir;
+        fsutil::fsync_dir(dir).map_err(|e| StoreError::io("fsync", dir, e))?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(gone.len()),
+        }
+    }
+
     /// A zero-copy view of chunks `range` of `xorb`, when one stored range covers them. Marks
     /// that range most recently used. Counts a hit or a miss.
     pub fn get(&self, xorb: &MerkleHash, range: Range<u32>) -> Option<RangeView> {

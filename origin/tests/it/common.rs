@@ -61,19 +61,7 @@ impl Fixture {
     }
 }
 
-/// xorshift64* bytes.
-pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use zest_testkit::pseudo_random;
 
 /// Float-like data (random low bytes, near-constant high bytes): BG4 compresses it well.
 fn float_like(seed: u64, len: usize) -> Vec<u8> {

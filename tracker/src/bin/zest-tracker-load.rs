@@ -223,7 +223,7 @@ async fn setup(cli: &Cli) -> anyhow::Result<()> {
         .filter(|j| (j + cli.peers) % cli.peers < holders)
         .map(peer_id)
         .collect();
-    println!("SAMPLE xorb_key=zt:x:{}", xorb(0));
+    println!("SAMPLE xorb_key=zt2:x:{}", xorb(0));
     println!("SAMPLE peer_ids={}", holders_of_0.join(","));
     println!(
         "RESULT mode=setup peers={} xorbs={} holders={holders}",

@@ -5,6 +5,7 @@
 //! state in Redis, durable state in PostgreSQL). Only this module and its children talk to
 //! PostgreSQL or Redis. Stores take "now" as an argument and never read a clock themselves.
 
+pub mod holders;
 pub mod memory;
 pub mod postgres;
 pub mod production;

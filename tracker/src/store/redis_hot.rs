@@ -1,16 +1,21 @@
 //! The hot half of the production store: peer liveness and holdings in Redis.
 //!
-//! Keys (all under the `zt:` prefix; `<xorb>` is the API hex of a xorb hash):
+//! Keys (all under the `zt2:` prefix; `<xorb>` is the API hex of a xorb hash):
 //!
-//! - `zt:x:<xorb>` — hash: peer id → the ranges it holds, in [`RangeSet::encode`] form.
-//!   A lookup reads one of these per distinct xorb (`HGETALL`, pipelined).
-//! - `zt:live` — sorted set: peer id scored by the millisecond its liveness ends. Expiry is
+//! - `zt2:x:<xorb>` — hash: peer id → that peer's [`holders`](super::holders) record (its id
+//!   and the ranges it holds, binary). A lookup reads one of these per distinct xorb with
+//!   `HVALS` (pipelined): one small value per holder, no field names to parse.
+//! - `zt2:live` — sorted set: peer id scored by the millisecond its liveness ends. Expiry is
 //!   decided against the tracker's clock, not Redis TTLs, so a test clock drives it too.
-//! - `zt:p:<id>` — string: the peer's record as JSON.
-//! - `zt:h:<id>` — set: the xorbs the peer holds, to clean up after it.
+//! - `zt2:p:<id>` — string: the peer's record as JSON.
+//! - `zt2:h:<id>` — set: the xorbs the peer holds, to clean up after it.
 //!
-//! A batch lookup is one pipelined round trip whatever its size (`HGETALL` of every distinct
-//! xorb), plus a second (`ZMSCORE zt:live`, `MGET zt:p:*`) only for candidate peers that the
+//! Version 1 of the layout used the `zt:` prefix and kept ranges as text; this version never
+//! reads those keys, so a tracker started on a Redis that still holds them ignores them (they
+//! are hot state that the peers' next announces rebuild under the new prefix).
+//!
+//! A batch lookup is one pipelined round trip whatever its size (`HVALS` of every distinct
+//! xorb), plus a second (`ZMSCORE zt2:live`, `MGET zt2:p:*`) only for candidate peers that the
 //! in-process `PeerCache` does not know as live. Every
 //! command has a time limit ([`RedisHot::connect`]'s `timeout`), so a dead Redis turns into
 //! [`StoreError::Unavailable`] quickly; the [`ConnectionManager`] reconnects by itself.
@@ -24,15 +29,18 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, RedisResult, Script};
 use xet::MerkleHash;
 
+use super::holders::{self, Record};
 use super::{StoreError, StoreResult};
 use crate::fxhash::FxHashMap;
 use crate::model::{
     AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, PeerRecord, PeerStatus,
 };
-use crate::ranges::{RangeError, RangeSet};
+use crate::ranges::RangeSet;
 
-const LIVE: &str = "zt:live";
-const XORB_PREFIX: &str = "zt:x:";
+const LIVE: &str = "zt2:live";
+const XORB_PREFIX: &str = "zt2:x:";
+const HOLDINGS_PREFIX: &str = "zt2:h:";
+const RECORD_PREFIX: &str = "zt2:p:";
 /// Most arguments in one `SADD`.
 const SADD_BATCH: usize = 1000;
 /// Most dead peers removed per sweep call.
@@ -56,35 +64,69 @@ fn xorb_key(x: &MerkleHash) -> String {
     format!("{XORB_PREFIX}{x}")
 }
 
+/// Writes `zt2:x:<xorb>` into `out` (reusing its allocation).
+fn write_xorb_key(out: &mut Vec<u8>, x: &MerkleHash) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.clear();
+    out.extend_from_slice(XORB_PREFIX.as_bytes());
+    let raw = x.as_bytes();
+    // The API hex form: each 8-byte group as a little-endian u64, most significant digit first.
+    for group in raw.chunks_exact(8) {
+        for &byte in group.iter().rev() {
+            out.push(DIGITS[(byte >> 4) as usize]);
+            out.push(DIGITS[(byte & 15) as usize]);
+        }
+    }
+}
+
 fn holdings_key(id: &str) -> String {
-    format!("zt:h:{id}")
+    format!("{HOLDINGS_PREFIX}{id}")
 }
 
 fn record_key(id: &str) -> String {
-    format!("zt:p:{id}")
+    format!("{RECORD_PREFIX}{id}")
 }
 
-/// The field/value pairs of an `HGETALL` answer (RESP2 flat array or RESP3 map).
-fn hash_pairs(v: &redis::Value) -> Option<Vec<(&[u8], &[u8])>> {
-    fn bulk(v: &redis::Value) -> Option<&[u8]> {
-        match v {
-            redis::Value::BulkString(b) => Some(b.as_slice()),
-            _ => None,
-        }
-    }
+fn record_key_bytes(id: &[u8]) -> Vec<u8> {
+    [RECORD_PREFIX.as_bytes(), id].concat()
+}
+
+/// The values of an `HVALS` answer.
+fn bulk_strings(v: &redis::Value) -> Option<Vec<&[u8]>> {
     use redis::Value;
     match v {
         Value::Nil => Some(Vec::new()),
-        Value::Array(items) if items.len() % 2 == 0 => items
-            .chunks_exact(2)
-            .map(|c| Some((bulk(&c[0])?, bulk(&c[1])?)))
-            .collect(),
-        Value::Map(pairs) => pairs
+        Value::Array(items) | Value::Set(items) => items
             .iter()
-            .map(|(a, b)| Some((bulk(a)?, bulk(b)?)))
+            .map(|i| match i {
+                Value::BulkString(b) => Some(b.as_slice()),
+                _ => None,
+            })
             .collect(),
         _ => None,
     }
+}
+
+/// The ranges a stored record says `id` holds of `x`; a corrupt record counts as nothing.
+fn stored_ranges(id: &str, x: &MerkleHash, bytes: &[u8]) -> RangeSet {
+    let decoded = Record::decode(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            if r.id() != id.as_bytes() {
+                return Err("the record names another peer".into());
+            }
+            r.to_set().map_err(|e| e.to_string())
+        });
+    decoded.unwrap_or_else(|e| {
+        tracing::warn!(peer = id, xorb = %x, error = %e, "dropping a corrupt holder record in redis");
+        RangeSet::new()
+    })
+}
+
+/// A stored holder record of `id`, for writing.
+fn record_value(id: &str, set: &RangeSet) -> StoreResult<Vec<u8>> {
+    holders::encode_to_vec(id, set)
+        .map_err(|e| StoreError::Internal(format!("encoding the holdings of {id:?}: {e}")))
 }
 
 fn redis_err(what: &str, e: RedisError) -> StoreError {
@@ -152,10 +194,7 @@ async fn refresh_peer_cache(
         tokio::time::sleep(PEER_CACHE_REFRESH).await;
         let Some(cache) = cache.upgrade() else { return };
         for ids in cache.ids().chunks(1000) {
-            let keys: Vec<Vec<u8>> = ids
-                .iter()
-                .map(|id| [b"zt:p:", id.as_slice()].concat())
-                .collect();
+            let keys: Vec<Vec<u8>> = ids.iter().map(|id| record_key_bytes(id)).collect();
             let read = redis::pipe()
                 .cmd("ZMSCORE")
                 .arg(LIVE)
@@ -307,7 +346,7 @@ impl RedisHot {
                         .cmd("HSET")
                         .arg(xorb_key(x))
                         .arg(id)
-                        .arg(set.encode())
+                        .arg(record_value(id, set)?)
                         .ignore();
                 }
                 let hexes: Vec<&String> = new_hex.iter().collect();
@@ -343,13 +382,10 @@ impl RedisHot {
                     self.remove_if_expired(id, now_ms).await?;
                 }
                 for (x, v) in touched.iter().zip(answers) {
-                    let text: Option<String> = redis::from_redis_value(v)
+                    let stored: Option<Vec<u8>> = redis::from_redis_value(v)
                         .map_err(|e| StoreError::Internal(format!("redis hget: {e}")))?;
-                    let set = match (was_live, text) {
-                        (true, Some(t)) => RangeSet::decode(&t).unwrap_or_else(|e| {
-                            tracing::warn!(peer = id, xorb = %x, error = %e, "dropping corrupt ranges in redis");
-                            RangeSet::new()
-                        }),
+                    let set = match (was_live, stored) {
+                        (true, Some(bytes)) => stored_ranges(id, x, &bytes),
                         _ => RangeSet::new(),
                     };
                     sets.insert(*x, set);
@@ -374,7 +410,7 @@ impl RedisHot {
                                 .cmd("HSET")
                                 .arg(xorb_key(x))
                                 .arg(id)
-                                .arg(set.encode())
+                                .arg(record_value(id, set)?)
                                 .ignore();
                             write.cmd("SADD").arg(&hkey).arg(hex).ignore();
                         }
@@ -411,13 +447,15 @@ impl RedisHot {
 
     pub async fn lookup(&self, keys: &[LookupKey], now_ms: u64) -> StoreResult<LookupHits> {
         let mut conn = self.conn.clone();
-        // Round trip 1: every distinct xorb's holders.
+        // Round trip 1: every distinct xorb's holder records (`HVALS`: one value per holder).
         let mut slot: FxHashMap<MerkleHash, usize> = FxHashMap::default();
         let mut read = redis::pipe();
+        let mut key = Vec::with_capacity(XORB_PREFIX.len() + 64);
         for k in keys {
             let next = slot.len();
             slot.entry(k.xorb).or_insert_with(|| {
-                read.cmd("HGETALL").arg(xorb_key(&k.xorb));
+                write_xorb_key(&mut key, &k.xorb);
+                read.cmd("HVALS").arg(&key[..]);
                 next
             });
         }
@@ -430,21 +468,18 @@ impl RedisHot {
         if holders.len() != slot.len() {
             return Err(StoreError::Internal("redis: short pipeline answer".into()));
         }
-        // Work on the answer's bytes: no String per field of a 2,000-xorb answer.
-        let mut decoded: Vec<Vec<(&[u8], RangeSet)>> = Vec::with_capacity(holders.len());
+        // Work on the answer's bytes: no allocation per holder.
+        let mut decoded: Vec<Vec<Record<'_>>> = Vec::with_capacity(holders.len());
         for value in &holders {
-            let pairs = hash_pairs(value).ok_or_else(|| {
-                StoreError::Internal("redis: HGETALL answer is not a hash".into())
+            let values = bulk_strings(value).ok_or_else(|| {
+                StoreError::Internal("redis: HVALS answer is not a list of strings".into())
             })?;
-            let mut v = Vec::with_capacity(pairs.len());
-            for (id, text) in pairs {
-                match std::str::from_utf8(text)
-                    .map_err(|_| RangeError::Malformed("non-UTF-8".into()))
-                    .and_then(RangeSet::decode)
-                {
-                    Ok(set) => v.push((id, set)),
+            let mut v = Vec::with_capacity(values.len());
+            for bytes in values {
+                match Record::decode(bytes) {
+                    Ok(r) => v.push(r),
                     Err(e) => {
-                        tracing::warn!(peer = %String::from_utf8_lossy(id), error = %e, "ignoring corrupt ranges in redis")
+                        tracing::warn!(error = %e, "ignoring a corrupt holder record in redis")
                     }
                 }
             }
@@ -456,9 +491,10 @@ impl RedisHot {
         let mut candidates: Vec<Vec<u32>> = Vec::with_capacity(keys.len());
         for k in keys {
             let mut found = Vec::new();
-            for (id, set) in &decoded[slot[&k.xorb]] {
-                if set.covers(k.start, k.end) {
-                    let i = *index_of.entry(*id).or_insert_with(|| {
+            for r in &decoded[slot[&k.xorb]] {
+                if r.covers(k.start, k.end) {
+                    let id = r.id();
+                    let i = *index_of.entry(id).or_insert_with(|| {
                         ids.push(id);
                         (ids.len() - 1) as u32
                     });
@@ -495,7 +531,7 @@ impl RedisHot {
             // Round trip 2: liveness and record of the other candidates.
             let miss_ids: Vec<&[u8]> = misses.iter().map(|&i| ids[i]).collect();
             let record_keys: Vec<Vec<u8>> =
-                miss_ids.iter().map(|id| [b"zt:p:", *id].concat()).collect();
+                miss_ids.iter().map(|id| record_key_bytes(id)).collect();
             let (scores, records): PeerRows = self
                 .timed(
                     "lookup peers",

@@ -219,3 +219,96 @@ async fn two_trackers_share_state_and_peer_cache_follows() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Sends raw commands to the test's Redis.
+async fn redis_conn(env: &Env) -> redis::aio::MultiplexedConnection {
+    let url = env.redis.as_ref().expect("redis").url();
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection")
+}
+
+/// A Redis that still holds the first key layout (`zt:` prefix, ranges as text) and values
+/// that are not valid records under the current layout: the tracker neither crashes nor
+/// answers with an error; it ignores the old keys, skips corrupt records, and an announce
+/// overwrites them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_layout_and_corrupt_records_are_ignored() {
+    let env = Env::start(Backend::PgRedis).await;
+    let mut r = redis_conn(&env).await;
+    let x1 = xorb(1).to_hex();
+    let far_future = 4_000_000_000_000u64;
+    // The old layout, as a tracker of the previous version left it.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(format!("zt:x:{x1}"))
+        .arg("old-peer")
+        .arg("0-64")
+        .ignore()
+        .cmd("ZADD")
+        .arg("zt:live")
+        .arg(far_future)
+        .arg("old-peer")
+        .ignore()
+        .cmd("SET")
+        .arg("zt:p:old-peer")
+        .arg(r#"{"id":"old-peer","addr":"127.0.0.1:1","role":"Edge","zone":"","free_bytes":0,"load":0}"#)
+        .ignore()
+        .cmd("SADD")
+        .arg("zt:h:old-peer")
+        .arg(&x1)
+        .ignore()
+        .query_async(&mut r)
+        .await
+        .expect("old layout written");
+    // Under the current prefix: text, truncated and wrong-version values beside a live peer.
+    let e = peer("edge-1", PeerRole::Edge, "", 0);
+    env.announce(&full(e.clone(), vec![holding(1, &[(0, 10)])]))
+        .await;
+    for (field, value) in [
+        ("text-peer", &b"0-64"[..]),
+        ("cut-peer", &b"\x01\x08cut-peer\x00\x01\x00\x00"[..]),
+        (
+            "v9-peer",
+            &b"\x09\x07v9-peer\x00\x01\x00\x00\x00\x00\x00\x00\x00\x40"[..],
+        ),
+    ] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("zt2:x:{x1}"))
+            .arg(field)
+            .arg(value)
+            .query_async(&mut r)
+            .await
+            .expect("corrupt record written");
+    }
+    assert_eq!(
+        env.holders(1, 0, 10).await,
+        ["edge-1"],
+        "old keys ignored, corrupt records skipped"
+    );
+    // A delta over a corrupt record of the announcing peer itself starts from nothing.
+    let _: () = redis::cmd("HSET")
+        .arg(format!("zt2:x:{x1}"))
+        .arg("edge-1")
+        .arg("garbage")
+        .query_async(&mut r)
+        .await
+        .expect("corrupt own record written");
+    assert!(env.holders(1, 0, 10).await.is_empty());
+    let a = env
+        .announce(&delta(e.clone(), vec![holding(1, &[(20, 30)])], vec![]))
+        .await;
+    assert_eq!(a.held_xorbs, 1);
+    assert_eq!(env.holders(1, 20, 30).await, ["edge-1"]);
+    assert!(env.holders(1, 0, 10).await.is_empty());
+    // A full announce overwrites it; stats and the peer list still work.
+    env.announce(&full(e, vec![holding(1, &[(0, 64)])])).await;
+    assert_eq!(env.holders(1, 0, 64).await, ["edge-1"]);
+    let ids: Vec<String> = env.peers().await.peers.into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["edge-1"], "old-layout peers are not listed");
+    assert_eq!(env.stats().await.peers, 1);
+    let (status, _) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -69,6 +69,45 @@ proptest! {
         check_canonical(&bytes);
     }
 
+    /// The Data fast path (`decode_data_prefix`, payload read separately) agrees with `decode`:
+    /// whatever prefix it returns describes exactly the frame `decode` finds (or is still
+    /// waiting for), and it errs only where `decode` errs or has not seen the whole frame yet.
+    #[test]
+    fn data_prefixes_agree_with_decode(
+        frame in strategies::frame(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let mut bytes = frame.to_vec().expect("valid frames encode");
+        for (i, x) in flips {
+            let i = i.index(bytes.len().min(DATA_PREFIX_LEN));
+            bytes[i] ^= x;
+        }
+        let cut = bytes.len().min(DATA_PREFIX_LEN);
+        match decode_data_prefix(&bytes[..cut], ABSOLUTE_MAX_FRAME_LEN) {
+            Ok(Some(p)) => match decode(&bytes, ABSOLUTE_MAX_FRAME_LEN) {
+                Ok(Decoded::Frame { frame: Frame::Data(d), consumed }) => {
+                    prop_assert_eq!(consumed, DATA_PREFIX_LEN + p.payload_len);
+                    prop_assert_eq!(
+                        (p.request_id, p.offset, p.last, p.payload_len),
+                        (d.request_id, d.offset, d.last, d.payload.len())
+                    );
+                }
+                // A length changed upwards: the payload is not all here yet.
+                Ok(Decoded::Incomplete { needed }) => {
+                    prop_assert_eq!(bytes.len() + needed, DATA_PREFIX_LEN + p.payload_len);
+                }
+                other => prop_assert!(false, "prefix {:?} but decode gave {:?}", p, other),
+            },
+            Ok(None) => {}
+            // The same error, or an earlier one (decode waits for the whole frame).
+            Err(e) => match decode(&bytes, ABSOLUTE_MAX_FRAME_LEN) {
+                Err(d) => prop_assert_eq!(d, e),
+                Ok(Decoded::Incomplete { .. }) => {}
+                Ok(other) => prop_assert!(false, "prefix error {:?} but decode gave {:?}", e, other),
+            },
+        }
+    }
+
     #[test]
     fn frames_over_the_limit_are_rejected_before_their_body(frame in strategies::frame()) {
         let bytes = frame.to_vec().expect("valid frames encode");
@@ -132,7 +171,16 @@ proptest! {
                 last,
                 payload: bytes::Bytes::from(vec![0u8; len as usize]),
             });
-            prop_assert_eq!(client.on_receive(&piece), Ok(Accepted::Deliver));
+            // Half the pieces take the fast path (prefix only, payload read separately).
+            if offset % 2 == 0 {
+                prop_assert_eq!(client.on_receive(&piece), Ok(Accepted::Deliver));
+            } else {
+                let p = decode_data_prefix(&header, ABSOLUTE_MAX_FRAME_LEN)
+                    .expect("valid prefix")
+                    .expect("a Data prefix");
+                prop_assert_eq!(p.payload_len as u64, len);
+                prop_assert_eq!(client.on_receive_data(&p), Ok(Accepted::Deliver));
+            }
             offset += len;
         }
         prop_assert_eq!(client.outgoing_in_flight(), 0);

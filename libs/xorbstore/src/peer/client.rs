@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
@@ -385,6 +385,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
     max: u32,
 ) {
     let reason = loop {
+        // A Data frame of a response we are assembling: its payload goes from the socket
+        // straight into the response buffer (one copy, no frame buffering).
+        match wire::decode_data_prefix(&buf, max) {
+            Ok(Some(prefix)) => match read_data_direct(&shared, &mut rd, &mut buf, prefix).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(reason) => break reason,
+            },
+            Ok(None) => {}
+            Err(e) => {
+                let e = ProtocolError::from(e);
+                let _ = shared.send(&e.to_error_frame()).await;
+                break format!("protocol violation by the server: {e}");
+            }
+        }
         match wire::decode_buf(&mut buf, max) {
             Ok(Some(frame)) => {
                 if let Err(reason) = handle_frame(&shared, frame).await {
@@ -410,6 +425,66 @@ async fn read_loop<R: AsyncRead + Unpin>(
     };
     tracing::debug!(%reason, "peer connection ended");
     shared.close(reason);
+}
+
+/// Receives the Data frame whose fixed part `prefix` starts `buf` when its response is pending
+/// with a buffer: checks it with the state machine, then moves its payload (what `buf` already
+/// holds, then the rest read from `rd` into the response buffer's spare capacity) into the
+/// response. `Ok(false)`: not such a frame, nothing consumed (the caller decodes it whole).
+/// `Err(reason)` ends the connection.
+async fn read_data_direct<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    prefix: wire::DataPrefix,
+) -> Result<bool, String> {
+    let body = shared
+        .pending()
+        .get_mut(&prefix.request_id)
+        .and_then(|p| p.body.take());
+    let Some(mut body) = body else {
+        return Ok(false);
+    };
+    let accepted = shared.conn().on_receive_data(&prefix);
+    match accepted {
+        Ok(Accepted::Deliver) => {}
+        Ok(_) => {
+            // Cannot happen for a response still pending; decode it the ordinary way.
+            if let Some(p) = shared.pending().get_mut(&prefix.request_id) {
+                p.body = Some(body);
+            }
+            return Ok(false);
+        }
+        Err(e) => {
+            let _ = shared.send(&e.to_error_frame()).await;
+            return Err(format!("protocol violation by the server: {e}"));
+        }
+    }
+    // The state machine checked the offset and that the piece ends within the announced total
+    // (the capacity reserved at the DataHeader), so this never grows the buffer.
+    buf.advance(wire::DATA_PREFIX_LEN);
+    let held = buf.len().min(prefix.payload_len);
+    body.extend_from_slice(&buf[..held]);
+    buf.advance(held);
+    let mut left = prefix.payload_len - held;
+    while left > 0 {
+        let mut into = (&mut body).limit(left);
+        match rd.read_buf(&mut into).await {
+            Ok(0) => return Err("closed by the server".into()),
+            Ok(n) => left -= n,
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    let mut pending = shared.pending();
+    if prefix.last {
+        if let Some(p) = pending.remove(&prefix.request_id) {
+            let _ = p.reply.send(Ok(body.freeze()));
+        }
+    } else if let Some(p) = pending.get_mut(&prefix.request_id) {
+        p.body = Some(body);
+    }
+    // A request that timed out meanwhile is gone: its bytes are dropped.
+    Ok(true)
 }
 
 /// Handles one received frame; `Err(reason)` ends the connection.

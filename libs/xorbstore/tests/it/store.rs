@@ -694,3 +694,48 @@ fn two_processes_share_a_folder_through_rescan() {
     assert!(!a.contains(&x.hash(), 0..4));
     assert_eq!(a.pin_labels(), vec!["keep-y".to_string()]);
 }
+
+#[test]
+fn remove_drops_overlapping_ranges_from_disk_and_index_and_survives_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = make_xorb(700, 12, 4_000);
+    let y = make_xorb(701, 4, 4_000);
+    let s = open(tmp.path(), BIG);
+    for r in [0..4, 4..8, 8..12] {
+        insert_range(&s, &x, r).unwrap();
+    }
+    insert_range(&s, &y, 0..4).unwrap();
+    s.pin("acme/m@main", &[(x.hash(), 4..8)]).unwrap();
+    let held = s.get(&x.hash(), 4..8).unwrap();
+    let before = s.stats().disk_bytes;
+    assert_eq!(files(tmp.path(), ".xr").len(), 4);
+
+    // Chunk 5 lies in the stored range 4..8: that whole range goes, pinned or not.
+    assert_eq!(s.remove(&x.hash(), 5..6).unwrap(), 1);
+    assert!(!s.contains(&x.hash(), 4..8));
+    assert!(s.get(&x.hash(), 5..6).is_none());
+    assert!(s.contains(&x.hash(), 0..4) && s.contains(&x.hash(), 8..12));
+    assert!(s.contains(&y.hash(), 0..4), "another xorb is untouched");
+    assert_eq!(s.holdings().len(), 2);
+    assert_eq!(files(tmp.path(), ".xr").len(), 3);
+    assert!(s.stats().disk_bytes < before);
+    assert_eq!(s.stats().disk_bytes, disk_usage(tmp.path()));
+    // A view taken before the removal still reads the right bytes.
+    assert_eq!(&*held, x.bytes(4..8));
+    // Nothing (left) to remove, and an empty range, remove nothing.
+    assert_eq!(s.remove(&x.hash(), 4..8).unwrap(), 0);
+    assert_eq!(s.remove(&x.hash(), 3..3).unwrap(), 0);
+    // A range spanning two stored ranges removes both.
+    assert_eq!(s.remove(&x.hash(), 3..9).unwrap(), 2);
+    assert!(!s.contains(&x.hash(), 0..4) && !s.contains(&x.hash(), 8..12));
+    drop(s);
+
+    // After a restart the removed ranges stay gone and the rest is intact.
+    let s = open(tmp.path(), BIG);
+    assert_eq!(s.list().len(), 1);
+    assert!(s.get(&x.hash(), 0..1).is_none());
+    assert_eq!(&*s.get(&y.hash(), 0..4).unwrap(), y.bytes(0..4));
+    // The range can be stored again.
+    insert_range(&s, &x, 4..8).unwrap();
+    assert_eq!(&*s.get(&x.hash(), 4..8).unwrap(), x.bytes(4..8));
+}

@@ -1,0 +1,596 @@
+//! Pulling one Xet file with bounded memory. The file's terms are laid out first (each term's
+//! offset is the sum of the unpacked lengths before it), the `.incomplete` file is sized, and each
+//! fetched range ("unit") is decoded and written at the offsets of the terms that use it as soon
+//! as it arrives (positional writes); only its chunk hashes and lengths stay in memory. The Xet
+//! file hash is computed from those at the end; nothing is renamed into place unless it matches.
+//!
+//! The compressed ranges go to the local xorb store as they arrive (structural checks; raised to
+//! `FileVerified` once the file hash matches), so an interrupted pull fetches none of them again.
+//! Ranges from other clients (untrusted peers) and ranges refetched after a failed verification
+//! are kept in memory until the file verifies and only then stored as `FileVerified` (which
+//! replaces any stored range that disagrees with them).
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use futures::StreamExt;
+use xet::MerkleHash;
+use xorbstore::{Expectation, Store, VerificationLevel};
+
+use super::cache::RepoCache;
+use super::fetch::{Fetched, Source, Sources, Unit};
+use super::progress::FileBar;
+use super::tracker::{ChunkRange, ManifestTerm, PeerRole};
+
+/// Rounds of fetching a file whose hash does not match before giving up.
+const MAX_ROUNDS: usize = 3;
+/// Units fetched at once, over all files.
+pub const PARALLEL_UNITS: usize = 16;
+/// Memory budget of the units in flight (compressed + decoded), MiB, over all files.
+pub const INFLIGHT_BUDGET_MIB: u32 = 512;
+
+/// Limits shared by every file of a pull.
+#[derive(Debug)]
+pub struct Limits {
+    units: tokio::sync::Semaphore,
+    mib: tokio::sync::Semaphore,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            units: tokio::sync::Semaphore::new(PARALLEL_UNITS),
+            mib: tokio::sync::Semaphore::new(INFLIGHT_BUDGET_MIB as usize),
+        }
+    }
+}
+
+/// One term of the file: the unit holding it, its chunk range, and where it goes in the file.
+#[derive(Debug, Clone)]
+pub struct TermSlot {
+    pub unit: usize,
+    pub xorb: MerkleHash,
+    pub range: Range<u32>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// What is kept of a unit once its bytes are in the file.
+#[derive(Debug)]
+struct Held {
+    hashes: Vec<MerkleHash>,
+    lens: Vec<u32>,
+    source: Source,
+    /// Compressed bytes, kept until the file verifies (untrusted or refetched ranges).
+    raw: Option<Bytes>,
+    /// Stored in the local store on arrival (unproven until the file verifies).
+    stored: bool,
+}
+
+/// Units to fetch and the file's terms in order (with offsets). `manifest_terms` replace the
+/// reconstruction's terms in fleet-only pulls (whose units are then the terms' own ranges).
+pub fn plan(
+    recon: &xet::ReconstructionV2,
+    manifest_terms: &[ManifestTerm],
+    size: u64,
+) -> anyhow::Result<(Vec<Unit>, Vec<TermSlot>)> {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut by_xorb: std::collections::HashMap<MerkleHash, Vec<usize>> = Default::default();
+    for (xorb, fetches) in &recon.xorbs {
+        for f in fetches {
+            for r in &f.ranges {
+                if r.chunks.start >= r.chunks.end
+                    || r.chunks.end - r.chunks.start > xorbstore::MAX_RANGE_CHUNKS
+                    || r.bytes.end < r.bytes.start
+                {
+                    bail!("the reconstruction has an invalid range for xorb {xorb}");
+                }
+                by_xorb.entry(*xorb).or_default().push(units.len());
+                units.push(Unit {
+                    xorb: *xorb,
+                    chunks: r.chunks.start..r.chunks.end,
+                    upstream: Some((f.url.clone(), r.bytes.start, r.bytes.end)),
+                });
+            }
+        }
+    }
+    let term_list: Vec<(MerkleHash, Range<u32>, u32)> = if manifest_terms.is_empty() {
+        recon
+            .terms
+            .iter()
+            .map(|t| (t.hash, t.range.start..t.range.end, t.unpacked_length))
+            .collect()
+    } else {
+        manifest_terms
+            .iter()
+            .map(|t| (t.hash, t.range.start..t.range.end, t.unpacked_length))
+            .collect()
+    };
+    let mut terms = Vec::with_capacity(term_list.len());
+    let mut offset = 0u64;
+    for (xorb, r, len) in term_list {
+        if r.start >= r.end {
+            bail!("empty term in the reconstruction");
+        }
+        let found = by_xorb.get(&xorb).and_then(|ids| {
+            ids.iter()
+                .copied()
+                .find(|&i| units[i].chunks.start <= r.start && r.end <= units[i].chunks.end)
+        });
+        let idx = match found {
+            Some(i) => i,
+            None if recon.xorbs.is_empty() => {
+                // Fleet-only: fetch the term's own range (once per distinct range).
+                if r.end - r.start > xorbstore::MAX_RANGE_CHUNKS {
+                    bail!("term too long");
+                }
+                by_xorb.entry(xorb).or_default().push(units.len());
+                units.push(Unit {
+                    xorb,
+                    chunks: r.clone(),
+                    upstream: None,
+                });
+                units.len() - 1
+            }
+            None => bail!("no fetch range covers a term of xorb {xorb}"),
+        };
+        terms.push(TermSlot {
+            unit: idx,
+            xorb,
+            range: r,
+            offset,
+            len: u64::from(len),
+        });
+        offset = offset
+            .checked_add(u64::from(len))
+            .context("term lengths overflow")?;
+    }
+    if offset != size {
+        bail!("the file's terms add up to {offset} bytes, the listing says {size}");
+    }
+    Ok((units, terms))
+}
+
+/// Checks that `fe` gives every term of `uses` its stated length, then writes those terms into
+/// `file`. `Err(why)` when the bytes disagree with the terms (nothing is written then).
+fn place(
+    file: &File,
+    unit: &Unit,
+    fe: &Fetched,
+    terms: &[TermSlot],
+    uses: &[usize],
+) -> anyhow::Result<Result<(), String>> {
+    let mut spans = Vec::with_capacity(uses.len());
+    for &t in uses {
+        let term = &terms[t];
+        let a = (term.range.start - unit.chunks.start) as usize;
+        let b = (term.range.end - unit.chunks.start) as usize;
+        if a >= b || b > fe.ends.len() {
+            return Ok(Err("term outside its fetched range".into()));
+        }
+        let start = if a == 0 { 0 } else { fe.ends[a - 1] };
+        let end = fe.ends[b - 1];
+        if (end - start) as u64 != term.len {
+            return Ok(Err(format!(
+                "chunks {}..{} of xorb {} decode to {} bytes, the reconstruction says {}",
+                term.range.start,
+                term.range.end,
+                unit.xorb,
+                end - start,
+                term.len
+            )));
+        }
+        spans.push((start..end, term.offset));
+    }
+    for (span, offset) in spans {
+        file.write_all_at(&fe.data[span], offset)
+            .context("writing the .incomplete file")?;
+    }
+    Ok(Ok(()))
+}
+
+/// Everything the unit tasks of one file share.
+struct Ctx<'a> {
+    sources: &'a Arc<Sources>,
+    limits: &'a Limits,
+    units: Arc<Vec<Unit>>,
+    terms: Arc<Vec<TermSlot>>,
+    uses: Vec<Arc<Vec<usize>>>,
+    file: Arc<File>,
+    bar: &'a FileBar,
+    on_bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Ctx<'_> {
+    /// Fetches unit `i`, writes its terms and stores (or keeps) its compressed bytes. A source
+    /// whose bytes disagree with the terms is blamed and the unit comes from upstream instead.
+    async fn fetch_and_place(
+        &self,
+        i: usize,
+        holders: &[(String, String, PeerRole)],
+        refetch: bool,
+        count: bool,
+    ) -> anyhow::Result<Held> {
+        let unit = &self.units[i];
+        let mib = ((unit.expected_bytes().saturating_mul(2)) >> 20)
+            .clamp(1, u64::from(INFLIGHT_BUDGET_MIB)) as u32;
+        let _slot = self.limits.units.acquire().await?;
+        let _mem = self.limits.mib.acquire_many(mib).await?;
+        let mut skip_fleet = refetch;
+        for _ in 0..2 {
+            let fe = self
+                .sources
+                .fetch_unit(unit, holders, skip_fleet)
+                .await
+                .with_context(|| {
+                    format!(
+                        "fetching chunks {}..{} of xorb {}",
+                        unit.chunks.start, unit.chunks.end, unit.xorb
+                    )
+                })?;
+            let source = fe.source.clone();
+            let keep_raw = skip_fleet || matches!(source, Source::Peer(_));
+            let (file, terms, uses) = (self.file.clone(), self.terms.clone(), self.uses[i].clone());
+            let (units, store) = (self.units.clone(), self.sources.store.clone());
+            let local = source == Source::Local;
+            let placed = tokio::task::spawn_blocking(move || {
+                let unit = &units[i];
+                if let Err(why) = place(&file, unit, &fe, &terms, &uses)? {
+                    return Ok::<_, anyhow::Error>(Err(why));
+                }
+                let lens = fe
+                    .ends
+                    .iter()
+                    .scan(0usize, |prev, &e| {
+                        let l = (e - *prev) as u32;
+                        *prev = e;
+                        Some(l)
+                    })
+                    .collect();
+                let mut stored = false;
+                if let (Some(store), false, false) = (&store, keep_raw, local) {
+                    match store.insert(
+                        &unit.xorb,
+                        unit.chunks.clone(),
+                        &fe.raw,
+                        &Expectation::structural(),
+                    ) {
+                        Ok(_) => stored = true,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not keep a range in the local store")
+                        }
+                    }
+                }
+                let bytes: u64 = uses.iter().map(|&t| terms[t].len).sum();
+                Ok(Ok((
+                    Held {
+                        hashes: fe.hashes,
+                        lens,
+                        source: fe.source,
+                        raw: keep_raw.then_some(fe.raw),
+                        stored,
+                    },
+                    bytes,
+                )))
+            })
+            .await??;
+            match placed {
+                Ok((held, bytes)) => {
+                    self.bar.add(bytes, &held.source);
+                    if count {
+                        (self.on_bytes)(bytes);
+                    }
+                    return Ok(held);
+                }
+                Err(why) if source != Source::Upstream && self.sources.hub.is_some() => {
+                    self.sources.blame(&source, &why);
+                    skip_fleet = true;
+                }
+                Err(why) => bail!("{why}"),
+            }
+        }
+        bail!(
+            "chunks {}..{} of xorb {} disagree with the reconstruction",
+            unit.chunks.start,
+            unit.chunks.end,
+            unit.xorb
+        )
+    }
+}
+
+/// Pulls one Xet file into `blobs/{etag}` (through `.incomplete`), verified by its Xet hash (and
+/// sha256 when asked). Returns its terms (for the tracker's manifest). `on_bytes` is told of
+/// bytes placed (first round only: progress of the whole pull).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn pull_xet_file(
+    sources: &Arc<Sources>,
+    limits: &Limits,
+    token: Option<&xet::CasJwtInfo>,
+    cache: &RepoCache,
+    f: &super::FileToPull,
+    xet_hash: MerkleHash,
+    verify_sha256: bool,
+    bar: &FileBar,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> anyhow::Result<Vec<ManifestTerm>> {
+    let recon = match (token, &sources.hub) {
+        (Some(t), Some(h)) => h.reconstruction(t, &xet_hash, None).await?,
+        _ => xet::ReconstructionV2::default(),
+    };
+    if recon.offset_into_first_range != 0 {
+        bail!("the reconstruction of a whole file starts mid-range");
+    }
+    let (units, terms) = plan(&recon, &f.terms, f.size)?;
+    let mut uses: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    for (t, term) in terms.iter().enumerate() {
+        uses[term.unit].push(t);
+    }
+    let used: Vec<usize> = (0..units.len()).filter(|&i| !uses[i].is_empty()).collect();
+    let tmp = cache.incomplete(&f.etag)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.set_len(f.size)
+        .with_context(|| format!("sizing {}", tmp.display()))?;
+    let ctx = Ctx {
+        sources,
+        limits,
+        units: Arc::new(units),
+        terms: Arc::new(terms),
+        uses: uses.into_iter().map(Arc::new).collect(),
+        file: Arc::new(file),
+        bar,
+        on_bytes,
+    };
+
+    let mut got: Vec<Option<Held>> = (0..ctx.units.len()).map(|_| None).collect();
+    let mut refetch: Vec<usize> = used.clone();
+    for round in 0..MAX_ROUNDS {
+        let need_units: Vec<Unit> = refetch.iter().map(|&i| ctx.units[i].clone()).collect();
+        let holders = if round > 0 {
+            vec![Vec::new(); refetch.len()]
+        } else {
+            sources.lookup(&need_units).await
+        };
+        let ctx_ref = &ctx;
+        let mut results = futures::stream::iter(refetch.iter().copied().zip(holders))
+            .map(|(i, h)| async move {
+                (
+                    i,
+                    ctx_ref.fetch_and_place(i, &h, round > 0, round == 0).await,
+                )
+            })
+            .buffer_unordered(PARALLEL_UNITS);
+        let mut fresh: Vec<(usize, Held)> = Vec::new();
+        while let Some((i, r)) = results.next().await {
+            fresh.push((i, r?));
+        }
+        drop(results);
+        // After a failed round: blame each fleet source whose chunks differ from upstream's,
+        // and drop what it sent from the local store.
+        let mut wrong = Vec::new();
+        for (i, h) in fresh {
+            if let Some(old) = &got[i] {
+                if old.source != Source::Upstream && old.hashes != h.hashes {
+                    sources.blame(&old.source, "sent chunks that fail the file hash");
+                    if old.stored || old.source == Source::Local {
+                        wrong.push(i);
+                    }
+                }
+            }
+            got[i] = Some(h);
+        }
+        forget(sources.store.clone(), &ctx.units, wrong).await;
+
+        let mut chunks = Vec::new();
+        for t in ctx.terms.iter() {
+            let h = got[t.unit].as_ref().context("a range was not fetched")?;
+            let a = (t.range.start - ctx.units[t.unit].chunks.start) as usize;
+            let b = (t.range.end - ctx.units[t.unit].chunks.start) as usize;
+            for k in a..b {
+                chunks.push((h.hashes[k], u64::from(h.lens[k])));
+            }
+        }
+        let hash = xet::hash::file_hash(&chunks);
+        let ok_sha = if verify_sha256 && hash == xet_hash {
+            match &f.sha256 {
+                Some(want) => {
+                    let file = ctx.file.clone();
+                    let got_sha = tokio::task::spawn_blocking(move || sha256_of(&file)).await??;
+                    &got_sha == want
+                }
+                None => true,
+            }
+        } else {
+            true
+        };
+        if hash == xet_hash && ok_sha {
+            ctx.file
+                .sync_all()
+                .context("fsync of the .incomplete file")?;
+            cache.commit_blob(&f.etag)?;
+            keep_in_store(sources.store.clone(), &ctx.units, &mut got).await;
+            return Ok(ctx
+                .terms
+                .iter()
+                .map(|t| ManifestTerm {
+                    hash: t.xorb,
+                    unpacked_length: t.len as u32,
+                    range: ChunkRange {
+                        start: t.range.start,
+                        end: t.range.end,
+                    },
+                })
+                .collect());
+        }
+        tracing::warn!(
+            file = %f.path, round, got = %hash, expected = %xet_hash, sha256_ok = ok_sha,
+            "file failed verification; refetching its fleet ranges from upstream"
+        );
+        if sources.hub.is_none() {
+            let _ = std::fs::remove_file(&tmp);
+            forget(sources.store.clone(), &ctx.units, unproven(&got)).await;
+            bail!("{} failed verification and upstream is unreachable", f.path);
+        }
+        refetch = used
+            .iter()
+            .copied()
+            .filter(|&i| {
+                got[i]
+                    .as_ref()
+                    .is_some_and(|h| h.source != Source::Upstream || round > 0)
+            })
+            .collect();
+        if refetch.is_empty() {
+            // Everything came from upstream and still fails: refetch all once more.
+            refetch = used.clone();
+        }
+        let done: u64 = ctx
+            .terms
+            .iter()
+            .filter(|t| !refetch.contains(&t.unit))
+            .map(|t| t.len)
+            .sum();
+        bar.set_done(done);
+    }
+    let _ = std::fs::remove_file(&tmp);
+    forget(sources.store.clone(), &ctx.units, unproven(&got)).await;
+    bail!(
+        "{} failed verification {MAX_ROUNDS} times (Xet hash mismatch); nothing was written",
+        f.path
+    )
+}
+
+/// Units stored on arrival (never proven by a file hash).
+fn unproven(got: &[Option<Held>]) -> Vec<usize> {
+    got.iter()
+        .enumerate()
+        .filter(|(_, h)| h.as_ref().is_some_and(|h| h.stored))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Removes units `which` from the local store (their bytes failed the file hash, or were never
+/// proven by it).
+async fn forget(store: Option<Store>, units: &Arc<Vec<Unit>>, which: Vec<usize>) {
+    let Some(store) = store else { return };
+    if which.is_empty() {
+        return;
+    }
+    let units = units.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        for i in which {
+            let u = &units[i];
+            if let Err(e) = store.remove(&u.xorb, u.chunks.clone()) {
+                tracing::warn!(error = %e, "could not drop a bad range from the local store");
+            }
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "store task failed");
+    }
+}
+
+fn sha256_of(file: &File) -> anyhow::Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, off)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Once the file verified: stores the kept ranges as `FileVerified` (replacing stored ranges
+/// that disagree) and raises the ones stored on arrival (best effort: a full store only warns).
+async fn keep_in_store(store: Option<Store>, units: &Arc<Vec<Unit>>, got: &mut [Option<Held>]) {
+    let Some(store) = store else { return };
+    let items: Vec<(usize, Vec<MerkleHash>, Option<Bytes>)> = got
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            h.as_mut()
+                .map(|h| (i, std::mem::take(&mut h.hashes), h.raw.take()))
+        })
+        .collect();
+    let units = units.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let exp = Expectation::structural().file_verified();
+        for (i, hashes, raw) in items {
+            let u = &units[i];
+            let res = match raw {
+                Some(raw) => store
+                    .insert(&u.xorb, u.chunks.clone(), &raw, &exp)
+                    .map(|_| ()),
+                None => store
+                    .upgrade_level(
+                        &u.xorb,
+                        u.chunks.clone(),
+                        &hashes,
+                        VerificationLevel::FileVerified,
+                    )
+                    .map(|_| ()),
+            };
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "could not keep a range in the local store");
+            }
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "store task failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> MerkleHash {
+        let mut hex = String::new();
+        for _ in 0..32 {
+            hex.push_str(&format!("{n:02x}"));
+        }
+        MerkleHash::from_hex(&hex).expect("hex")
+    }
+
+    fn mterm(x: u8, r: Range<u32>, len: u32) -> ManifestTerm {
+        ManifestTerm {
+            hash: h(x),
+            unpacked_length: len,
+            range: ChunkRange {
+                start: r.start,
+                end: r.end,
+            },
+        }
+    }
+
+    #[test]
+    fn terms_get_offsets_and_share_units() {
+        let recon = xet::ReconstructionV2::default();
+        let terms = [mterm(1, 0..3, 100), mterm(2, 0..1, 50), mterm(1, 0..3, 100)];
+        let (units, slots) = plan(&recon, &terms, 250).expect("plan");
+        assert_eq!(units.len(), 2, "the repeated range is fetched once");
+        assert_eq!(
+            slots.iter().map(|s| s.offset).collect::<Vec<_>>(),
+            [0, 100, 150]
+        );
+        assert_eq!(slots[0].unit, slots[2].unit);
+        assert!(plan(&recon, &terms, 251).is_err(), "sizes must add up");
+    }
+}

@@ -1,0 +1,431 @@
+//! Test support for zest's integration tests (a dev-dependency only): finding and starting the
+//! real binaries (`zest-origin`, `zest-tracker`, `zest-edge`) as child processes that die with the
+//! test, waiting for their JSON "ready" log line, reading Prometheus metrics, finding the Python
+//! venv with the real Hugging Face client, and deterministic test data.
+//!
+//! Every wait is bounded; a process that exits or stays silent fails the test with its log.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a binary may take to print its ready line (an origin indexes its repos first).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(240);
+/// Log lines kept per process for failure messages.
+const LOG_TAIL: usize = 200;
+
+/// The folder holding the workspace's binaries: the test executable lives in
+/// `target/<profile>/deps/`, the binaries one level up.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let deps = exe.parent().expect("deps dir");
+    if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("profile dir").to_path_buf()
+    } else {
+        deps.to_path_buf()
+    }
+}
+
+/// The workspace binary `name`, which must have been built (`cargo build --workspace --bins`).
+pub fn binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace --bins` with the same target dir first \
+         (these tests start the real {name})",
+        p.display()
+    );
+    p
+}
+
+/// A fresh folder under `base` (the caller's `env!("CARGO_TARGET_TMPDIR")`), unique per
+/// process and call.
+pub fn fresh_dir(base: &str, what: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = Path::new(base).join(format!("{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("creating a test folder");
+    d
+}
+
+/// The Python interpreter with `huggingface_hub`, `hf_xet`, `gguf` and `safetensors`: env
+/// `ZEST_PYTHON`, else `<workspace>/.venv/bin/python`. Panics clearly when missing, so tests
+/// that need it never pass silently.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("ZEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "Python venv not found at {}: run scripts/test (it creates .venv), or set ZEST_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// The workspace root (this crate lives in `libs/testkit`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// A free loopback port (bound and released; good enough for tests that start one server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// xorshift64* bytes: incompressible, deterministic test data.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A child process killed (SIGKILL) and reaped on drop. It holds the child's stdin, so
+/// binaries started with `--exit-on-stdin-eof` also exit when the test process dies.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Mutex<Child>,
+    _stdin: Option<ChildStdin>,
+    log: Arc<Mutex<VecDeque<String>>>,
+    /// The `fields` of the ready log line (addresses and the like).
+    pub ready: serde_json::Value,
+}
+
+impl Proc {
+    /// Spawns `cmd` (stdin and stderr are piped here; pass `--log-format json`) and waits for
+    /// the JSON log line whose message is `ready_message`.
+    pub fn spawn(name: &str, mut cmd: Command, ready_message: &'static str) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        let stdin = child.stdin.take();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let rx = follow_log(stderr, Arc::clone(&log), ready_message);
+        let ready = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(Some(fields)) => fields,
+            Ok(None) => {
+                let _ = child.wait();
+                panic!("{name} exited before it was ready:\n{}", tail(&log));
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{name} was not ready within {READY_TIMEOUT:?}:\n{}",
+                    tail(&log)
+                );
+            }
+        };
+        Proc {
+            name: name.to_string(),
+            child: Mutex::new(child),
+            _stdin: stdin,
+            log,
+            ready,
+        }
+    }
+
+    /// A string field of the ready line, e.g. `addr`.
+    pub fn field(&self, name: &str) -> String {
+        self.ready[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} ready line has no {name:?}: {}", self.name, self.ready))
+            .to_string()
+    }
+
+    /// The last log lines, for failure messages.
+    pub fn log(&self) -> String {
+        tail(&self.log)
+    }
+
+    /// SIGKILL and reap (idempotent).
+    pub fn kill9(&self) {
+        let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn tail(log: &Mutex<VecDeque<String>>) -> String {
+    let l = log.lock().unwrap_or_else(|p| p.into_inner());
+    l.iter().cloned().collect::<Vec<_>>().join("\n")
+}
+
+/// Reads JSON log lines into `log` (last [`LOG_TAIL`] kept); sends the ready line's `fields`
+/// once, or `None` when the stream ends first.
+fn follow_log(
+    stderr: impl Read + Send + 'static,
+    log: Arc<Mutex<VecDeque<String>>>,
+    ready_message: &'static str,
+) -> mpsc::Receiver<Option<serde_json::Value>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.is_some() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["fields"]["message"] == ready_message {
+                        if let Some(t) = tx.take() {
+                            let _ = t.send(Some(v["fields"].clone()));
+                        }
+                    }
+                }
+            }
+            let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+            if l.len() == LOG_TAIL {
+                l.pop_front();
+            }
+            l.push_back(line);
+        }
+        if let Some(t) = tx {
+            let _ = t.send(None);
+        }
+    });
+    rx
+}
+
+/// `zest-origin` serving `root` (state in `state`) on a loopback port; `base` is its URL.
+#[derive(Debug)]
+pub struct Origin {
+    pub proc: Proc,
+    pub base: String,
+}
+
+impl Origin {
+    pub fn start(root: &Path, state: &Path, extra: &[&str]) -> Origin {
+        let mut cmd = Command::new(binary("zest-origin"));
+        cmd.arg("--root")
+            .arg(root)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--exit-on-stdin-eof", "--workers", "2"])
+            .args(extra)
+            .env("RUST_LOG", "info");
+        let proc = Proc::spawn("zest-origin", cmd, "zest-origin ready");
+        let base = format!("http://{}", proc.field("addr"));
+        Origin { proc, base }
+    }
+
+    /// Xorb bytes the origin has served so far.
+    pub fn xorb_bytes(&self) -> f64 {
+        metric(&self.base, "zest_origin_xorb_bytes_served_total")
+    }
+}
+
+/// An embedded `zest-tracker` without auth on a loopback port; `base` is its URL.
+#[derive(Debug)]
+pub struct Tracker {
+    pub proc: Proc,
+    pub base: String,
+}
+
+impl Tracker {
+    pub fn start(extra: &[&str]) -> Tracker {
+        let port = free_port();
+        let mut cmd = Command::new(binary("zest-tracker"));
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--no-auth"])
+            .args(["--log-format", "json"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL");
+        let proc = Proc::spawn_until_healthy("zest-tracker", cmd, &format!("127.0.0.1:{port}"));
+        Tracker {
+            proc,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Proc {
+    /// Spawns `cmd` and polls `GET http://{addr}/healthz` until it answers 200.
+    pub fn spawn_until_healthy(name: &str, mut cmd: Command, addr: &str) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        let stdin = child.stdin.take();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let _ = follow_log(
+            child.stderr.take().expect("piped stderr"),
+            Arc::clone(&log),
+            "\u{0}never",
+        );
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while http_get(addr, "/healthz").is_none() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{name} exited ({status}) before it was healthy:\n{}",
+                    tail(&log)
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{name} was not healthy within {READY_TIMEOUT:?}:\n{}",
+                    tail(&log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Proc {
+            name: name.to_string(),
+            child: Mutex::new(child),
+            _stdin: stdin,
+            log,
+            ready: serde_json::Value::Null,
+        }
+    }
+}
+
+/// A `zest-edge` with its HTTP and peer ports on loopback.
+#[derive(Debug)]
+pub struct Edge {
+    pub proc: Proc,
+    /// `http://host:port` of the cache-proxy.
+    pub base: String,
+    /// `host:port` of the peer (wire protocol) port.
+    pub peer_addr: String,
+}
+
+impl Edge {
+    /// `extra` may add e.g. `--tracker URL`, `--cache-size`.
+    pub fn start(upstream: &str, cache: &Path, extra: &[&str]) -> Edge {
+        let mut cmd = Command::new(binary("zest-edge"));
+        cmd.arg("--cache-dir")
+            .arg(cache)
+            .args(["--upstream", upstream])
+            .args([
+                "--listen-http",
+                "127.0.0.1:0",
+                "--listen-peer",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--log-format",
+                "json",
+                "--exit-on-stdin-eof",
+                "--workers",
+                "2",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("ZEST_TRACKER");
+        let proc = Proc::spawn("zest-edge", cmd, "zest-edge ready");
+        let base = format!("http://{}", proc.field("http"));
+        let peer_addr = proc.field("peer");
+        Edge {
+            proc,
+            base,
+            peer_addr,
+        }
+    }
+}
+
+/// Minimal HTTP/1.0 `GET http://{addr}{path}`: the body when the answer is 200.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    let addr = addr
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = TcpStream::connect(&addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut resp = Vec::new();
+    // Bounded: metrics pages and health answers are small.
+    s.take(64 << 20).read_to_end(&mut resp).ok()?;
+    let resp = String::from_utf8(resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status_ok = head
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code == "200");
+    status_ok.then(|| body.to_string())
+}
+
+/// Sum of every series of metric `name` (whatever its labels) at `{base}/metrics`; 0 when
+/// absent. Panics when `/metrics` does not answer.
+pub fn metric(base: &str, name: &str) -> f64 {
+    let text =
+        http_get(base, "/metrics").unwrap_or_else(|| panic!("{base}/metrics did not answer"));
+    metric_in(&text, name)
+}
+
+/// Sum of every series of `name` in a Prometheus text page.
+pub fn metric_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let rest = match rest.strip_prefix('{') {
+                Some(r) => r.split_once('}')?.1,
+                None => rest,
+            };
+            // `name_suffix` is another metric.
+            if !rest.starts_with(' ') {
+                return None;
+            }
+            rest.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sums_series_and_ignores_longer_names() {
+        let page =
+            "# HELP x\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3.5\nx_total_more 7\nx_total 1\n";
+        assert_eq!(metric_in(page, "x_total"), 6.5);
+        assert_eq!(metric_in(page, "y_total"), 0.0);
+    }
+
+    #[test]
+    fn pseudo_random_is_deterministic() {
+        assert_eq!(pseudo_random(1, 100), pseudo_random(1, 100));
+        assert_ne!(pseudo_random(1, 100), pseudo_random(2, 100));
+        assert_eq!(pseudo_random(3, 13).len(), 13);
+    }
+}
