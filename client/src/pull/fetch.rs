@@ -155,7 +155,21 @@ impl std::fmt::Debug for Sources {
 }
 
 /// Decodes chunk records and hashes every chunk; errors on anything malformed.
+///
+/// The records are counted before anything is decoded, so a source cannot make us allocate for
+/// more than the `expect_chunks` chunks we asked for (each at most 128 KiB).
 pub fn decode(raw: Bytes, expect_chunks: u32, source: Source) -> anyhow::Result<Fetched> {
+    let mut count = 0usize;
+    for rec in xet::chunk::ChunkRecords::new(&raw) {
+        rec.context("malformed chunk records")?;
+        count += 1;
+        if count > expect_chunks as usize {
+            bail!("more than the {expect_chunks} chunks asked for");
+        }
+    }
+    if count != expect_chunks as usize {
+        bail!("{count} chunks, expected {expect_chunks}");
+    }
     let mut data = Vec::new();
     let lens = xet::chunk::decode_records(&raw, &mut data).context("malformed chunk records")?;
     if lens.len() != expect_chunks as usize {
@@ -659,6 +673,24 @@ impl Sources {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_checks_the_chunk_count_before_decoding() {
+        let mut raw = Vec::new();
+        for i in 0..3u8 {
+            xet::chunk::encode_chunk(&[i; 1000], xet::chunk::CompressionScheme::Lz4, &mut raw);
+        }
+        let raw = Bytes::from(raw);
+        let f = decode(raw.clone(), 3, Source::Upstream).expect("three chunks");
+        assert_eq!(f.ends, [1000, 2000, 3000]);
+        assert_eq!(f.hashes[1], xet::hash::chunk_hash(&[1u8; 1000]));
+        let e = decode(raw.clone(), 2, Source::Upstream).expect_err("too many");
+        assert!(e.to_string().contains("more than the 2 chunks"), "{e}");
+        let e = decode(raw.clone(), 4, Source::Upstream).expect_err("too few");
+        assert!(e.to_string().contains("3 chunks, expected 4"), "{e}");
+        let e = decode(raw.slice(..raw.len() - 1), 3, Source::Upstream).expect_err("cut");
+        assert!(format!("{e:#}").contains("malformed"), "{e:#}");
+    }
 
     fn cand(id: &str, rank: usize) -> Candidate {
         Candidate {
