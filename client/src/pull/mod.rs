@@ -612,20 +612,11 @@ fn check_plain(
     sha256: Option<String>,
     git_sha1: Option<String>,
 ) -> anyhow::Result<()> {
-    use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut buf = vec![0u8; 1 << 20];
     if let Some(want) = sha256 {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        std::io::copy(&mut file, &mut h)?;
         let got = hex::encode(h.finalize());
         if got != want {
             bail!("sha256 mismatch: got {got}, expected {want}");
@@ -633,14 +624,8 @@ fn check_plain(
     } else if let Some(want) = git_sha1 {
         use sha1::Digest;
         let mut h = sha1::Sha1::new();
-        h.update(format!("blob {len}\0").as_bytes());
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        h.update(format!("blob {}\0", file.metadata()?.len()).as_bytes());
+        std::io::copy(&mut file, &mut h)?;
         let got = hex::encode(h.finalize());
         if got != want {
             bail!("git blob id mismatch: got {got}, expected {want}");

@@ -114,17 +114,8 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` (stdin and stderr are piped here; pass `--log-format json`) and waits for
     /// the JSON log line whose message is `ready_message`.
-    pub fn spawn(name: &str, mut cmd: Command, ready_message: &'static str) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
-        let stdin = child.stdin.take();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let rx = follow_log(stderr, Arc::clone(&log), ready_message);
+    pub fn spawn(name: &str, cmd: Command, ready_message: &'static str) -> Proc {
+        let (mut child, stdin, log, rx) = launch(name, cmd, ready_message);
         let ready = match rx.recv_timeout(READY_TIMEOUT) {
             Ok(Some(fields)) => fields,
             Ok(None) => {
@@ -181,24 +172,43 @@ impl Drop for Proc {
     }
 }
 
+type Log = Arc<Mutex<VecDeque<String>>>;
+type Ready = mpsc::Receiver<Option<serde_json::Value>>;
+
+/// Spawns `cmd` with stdin and stderr piped and stdout discarded, and follows its JSON log
+/// (see [`follow_log`]).
+fn launch(
+    name: &str,
+    mut cmd: Command,
+    ready_message: &'static str,
+) -> (Child, Option<ChildStdin>, Log, Ready) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+    let stdin = child.stdin.take();
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = Log::default();
+    let rx = follow_log(stderr, Arc::clone(&log), ready_message);
+    (child, stdin, log, rx)
+}
+
 fn tail(log: &Mutex<VecDeque<String>>) -> String {
     let l = log.lock().unwrap_or_else(|p| p.into_inner());
     l.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
-/// Reads JSON log lines into `log` (last [`LOG_TAIL`] kept); sends the ready line's `fields`
-/// once, or `None` when the stream ends first.
-fn follow_log(
-    stderr: impl Read + Send + 'static,
-    log: Arc<Mutex<VecDeque<String>>>,
-    ready_message: &'static str,
-) -> mpsc::Receiver<Option<serde_json::Value>> {
+/// Reads JSON log lines into `log` (last [`LOG_TAIL`] kept); sends the `fields` of the line whose
+/// message is `ready_message` (none when it is empty) once, or `None` when the stream ends first.
+fn follow_log(stderr: impl Read + Send + 'static, log: Log, ready_message: &'static str) -> Ready {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if tx.is_some() {
+            if tx.is_some() && !ready_message.is_empty() {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                     if v["fields"]["message"] == ready_message {
                         if let Some(t) = tx.take() {
@@ -276,20 +286,9 @@ impl Tracker {
 
 impl Proc {
     /// Spawns `cmd` and polls `GET http://{addr}/healthz` until it answers 200.
-    pub fn spawn_until_healthy(name: &str, mut cmd: Command, addr: &str) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
-        let stdin = child.stdin.take();
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let _ = follow_log(
-            child.stderr.take().expect("piped stderr"),
-            Arc::clone(&log),
-            "\u{0}never",
-        );
+    pub fn spawn_until_healthy(name: &str, cmd: Command, addr: &str) -> Proc {
+        // No ready line is awaited; the log is only followed for failure messages.
+        let (mut child, stdin, log, _) = launch(name, cmd, "");
         let deadline = Instant::now() + READY_TIMEOUT;
         while http_get(addr, "/healthz").is_none() {
             if let Ok(Some(status)) = child.try_wait() {
