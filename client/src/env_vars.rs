@@ -28,6 +28,8 @@ pub const ZEST_TRACKER_TOKEN: &str = "ZEST_TRACKER_TOKEN";
 pub const ZEST_CACHE: &str = "ZEST_CACHE";
 /// Size cap of the local xorb store in bytes.
 pub const ZEST_CACHE_MAX_BYTES: &str = "ZEST_CACHE_MAX_BYTES";
+/// `zest pull --fsync`: make every file durable before it is renamed into place.
+pub const ZEST_FSYNC: &str = "ZEST_FSYNC";
 /// Our peer id towards the tracker and other peers.
 pub const ZEST_PEER_ID: &str = "ZEST_PEER_ID";
 /// Address `zest seed` listens on.

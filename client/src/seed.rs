@@ -52,13 +52,8 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<ExitCode> {
 
 async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
     let dir = crate::pull::zest_cache_dir(args.zest_cache.clone());
-    let store = Store::open(
-        &dir,
-        StoreConfig {
-            quota_bytes: args.cache_max_bytes,
-        },
-    )
-    .with_context(|| format!("opening {}", dir.display()))?;
+    let store = Store::open(&dir, StoreConfig::new(args.cache_max_bytes))
+        .with_context(|| format!("opening {}", dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

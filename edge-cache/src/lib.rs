@@ -75,11 +75,10 @@ pub async fn run(
         .with_context(|| format!("creating {}", config.cache_dir.display()))?;
     let dir = config.cache_dir.clone();
     let quota = config.cache_size;
-    let store =
-        tokio::task::spawn_blocking(move || Store::open(&dir, StoreConfig { quota_bytes: quota }))
-            .await
-            .context("store task")?
-            .context("opening the store")?;
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, StoreConfig::new(quota)))
+        .await
+        .context("store task")?
+        .context("opening the store")?;
     let key = load_key(&config.cache_dir)?;
     let public_url = config
         .public_url

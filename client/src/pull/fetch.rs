@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use xet::MerkleHash;
 use xorbstore::peer::{FetchOptions, PeerClient, PeerClientConfig, PeerError};
-use xorbstore::Store;
+use xorbstore::{Expectation, Store};
 
 use super::tracker::{ChunkRange, LookupItem, PeerRole, TrackerClient};
 use crate::hub::HubClient;
@@ -154,41 +154,26 @@ impl std::fmt::Debug for Sources {
     }
 }
 
-/// Decodes chunk records and hashes every chunk; errors on anything malformed.
+/// Decodes chunk records and hashes every chunk (the local store's own structural checks, in
+/// one pass); errors on anything malformed or on a chunk count other than the unit's.
 ///
-/// The records are counted before anything is decoded, so a source cannot make us allocate for
-/// more than the `expect_chunks` chunks we asked for (each at most 128 KiB).
-pub fn decode(raw: Bytes, expect_chunks: u32, source: Source) -> anyhow::Result<Fetched> {
-    let mut count = 0usize;
-    for rec in xet::chunk::ChunkRecords::new(&raw) {
-        rec.context("malformed chunk records")?;
-        count += 1;
-        if count > expect_chunks as usize {
-            bail!("more than the {expect_chunks} chunks asked for");
-        }
-    }
-    if count != expect_chunks as usize {
-        bail!("{count} chunks, expected {expect_chunks}");
-    }
+/// The records are counted against the unit's chunk range before anything is decoded, so a
+/// source cannot make us allocate for more chunks than we asked for (each at most 128 KiB).
+pub fn decode(
+    xorb: &MerkleHash,
+    chunks: Range<u32>,
+    raw: Bytes,
+    source: Source,
+) -> anyhow::Result<Fetched> {
     let mut data = Vec::new();
-    let lens = xet::chunk::decode_records(&raw, &mut data).context("malformed chunk records")?;
-    if lens.len() != expect_chunks as usize {
-        bail!("{} chunks, expected {expect_chunks}", lens.len());
-    }
-    let mut ends = Vec::with_capacity(lens.len());
-    let mut hashes = Vec::with_capacity(lens.len());
-    let mut pos = 0usize;
-    for l in lens {
-        let end = pos + l as usize;
-        hashes.push(xet::hash::chunk_hash(&data[pos..end]));
-        ends.push(end);
-        pos = end;
-    }
+    let meta =
+        xorbstore::verify_and_decode(xorb, chunks, &raw, &Expectation::structural(), &mut data)
+            .context("malformed chunk records")?;
     Ok(Fetched {
+        ends: meta.raw_ends.iter().map(|&e| e as usize).collect(),
+        hashes: meta.chunk_hashes,
         raw,
         data,
-        ends,
-        hashes,
         source,
     })
 }
@@ -298,6 +283,11 @@ impl Sources {
             Source::Edge(_) => c.edges += n,
             Source::Upstream => c.upstream += n,
         }
+    }
+
+    /// Counts `n` bytes as coming from this machine (a resumed pull's bytes already on disk).
+    pub fn count_local(&self, n: u64) {
+        self.count(&Source::Local, n);
     }
 
     pub fn count_upstream(&self, n: u64) {
@@ -468,7 +458,6 @@ impl Sources {
         holders: &[(String, String, PeerRole)],
         skip_fleet: bool,
     ) -> anyhow::Result<Fetched> {
-        let n = unit.chunks.end - unit.chunks.start;
         if !skip_fleet {
             if let Some(store) = &self.store {
                 if let Some(mut views) = store.get_cover(&unit.xorb, unit.chunks.clone()) {
@@ -483,7 +472,11 @@ impl Sources {
                         raw.freeze()
                     };
                     let len = raw.len() as u64;
-                    match tokio::task::spawn_blocking(move || decode(raw, n, Source::Local)).await?
+                    let (xorb, chunks) = (unit.xorb, unit.chunks.clone());
+                    match tokio::task::spawn_blocking(move || {
+                        decode(&xorb, chunks, raw, Source::Local)
+                    })
+                    .await?
                     {
                         Ok(f) => {
                             self.count(&Source::Local, len);
@@ -537,7 +530,6 @@ impl Sources {
     /// Fetches `unit` from its signed upstream URL (HTTP retries inside; a few more attempts
     /// when the bytes do not decode).
     async fn fetch_upstream(&self, unit: &Unit) -> anyhow::Result<Fetched> {
-        let n = unit.chunks.end - unit.chunks.start;
         let Some((url, s, e)) = &unit.upstream else {
             bail!(
                 "no peer or edge holds chunks {}..{} of xorb {} and upstream is not available",
@@ -552,7 +544,10 @@ impl Sources {
             let raw = hub.xorb_range(url, *s, *e).await?;
             let len = raw.len() as u64;
             self.count(&Source::Upstream, len);
-            match tokio::task::spawn_blocking(move || decode(raw, n, Source::Upstream)).await? {
+            let (xorb, chunks) = (unit.xorb, unit.chunks.clone());
+            match tokio::task::spawn_blocking(move || decode(&xorb, chunks, raw, Source::Upstream))
+                .await?
+            {
                 Ok(f) => return Ok(f),
                 Err(e) => {
                     tracing::warn!(error = %e, xorb = %unit.xorb, "upstream sent malformed chunk records; retrying");
@@ -646,9 +641,9 @@ impl Sources {
             Ok(raw) => {
                 let len = raw.len() as u64;
                 self.record_throughput(&cand.id, len, started.elapsed());
-                let n = unit.chunks.end - unit.chunks.start;
                 let src = source.clone();
-                match tokio::task::spawn_blocking(move || decode(raw, n, src)).await {
+                let (xorb, chunks) = (unit.xorb, unit.chunks.clone());
+                match tokio::task::spawn_blocking(move || decode(&xorb, chunks, raw, src)).await {
                     Ok(Ok(f)) => {
                         self.count(&source, len);
                         Some(f)
@@ -681,14 +676,22 @@ mod tests {
             xet::chunk::encode_chunk(&[i; 1000], xet::chunk::CompressionScheme::Lz4, &mut raw);
         }
         let raw = Bytes::from(raw);
-        let f = decode(raw.clone(), 3, Source::Upstream).expect("three chunks");
+        let x = MerkleHash::default();
+        let f = decode(&x, 5..8, raw.clone(), Source::Upstream).expect("three chunks");
         assert_eq!(f.ends, [1000, 2000, 3000]);
+        assert_eq!(f.data.len(), 3000);
         assert_eq!(f.hashes[1], xet::hash::chunk_hash(&[1u8; 1000]));
-        let e = decode(raw.clone(), 2, Source::Upstream).expect_err("too many");
-        assert!(e.to_string().contains("more than the 2 chunks"), "{e}");
-        let e = decode(raw.clone(), 4, Source::Upstream).expect_err("too few");
-        assert!(e.to_string().contains("3 chunks, expected 4"), "{e}");
-        let e = decode(raw.slice(..raw.len() - 1), 3, Source::Upstream).expect_err("cut");
+        let e = decode(&x, 5..7, raw.clone(), Source::Upstream).expect_err("too many");
+        assert!(
+            format!("{e:#}").contains("expected 2 chunk records, found 3"),
+            "{e:#}"
+        );
+        let e = decode(&x, 5..9, raw.clone(), Source::Upstream).expect_err("too few");
+        assert!(
+            format!("{e:#}").contains("expected 4 chunk records, found 3"),
+            "{e:#}"
+        );
+        let e = decode(&x, 5..8, raw.slice(..raw.len() - 1), Source::Upstream).expect_err("cut");
         assert!(format!("{e:#}").contains("malformed"), "{e:#}");
     }
 

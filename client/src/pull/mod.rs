@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod check;
 pub mod fetch;
+pub mod journal;
 pub mod progress;
 pub mod tracker;
 pub mod xetfile;
@@ -26,7 +27,7 @@ use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use xet::MerkleHash;
-use xorbstore::{Store, StoreConfig};
+use xorbstore::{Durability, Store, StoreConfig};
 
 use crate::env_vars;
 use crate::hub::{self, HubClient};
@@ -58,6 +59,11 @@ pub struct PullArgs {
     /// Also check every file's sha256 against its LFS oid (slow on CPUs without SHA extensions).
     #[arg(long)]
     pub verify_sha256: bool,
+    /// Make every file durable (fsync) before it is renamed into place. Off by default, as in
+    /// `huggingface_hub`: files are still renamed into place whole, so a killed pull never
+    /// leaves a partial file; only a power loss can cost the last seconds' files.
+    #[arg(long, env = env_vars::ZEST_FSYNC)]
+    pub fsync: bool,
     /// Hub base URL.
     #[arg(long, env = env_vars::HF_ENDPOINT, default_value = "https://huggingface.co")]
     pub endpoint: String,
@@ -240,8 +246,14 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     let store_dir = zest_cache_dir(args.zest_cache.clone());
     let store = {
         let d = store_dir.clone();
-        let quota = args.cache_max_bytes;
-        tokio::task::spawn_blocking(move || Store::open(&d, StoreConfig { quota_bytes: quota }))
+        // The local store is this client's own copy of verified bytes, re-verified by every
+        // reader: fsyncing each range would double the disk cost of the pull for no safety the
+        // hashes do not already give (see `Durability::Deferred`).
+        let config = StoreConfig {
+            quota_bytes: args.cache_max_bytes,
+            durability: Durability::Deferred,
+        };
+        tokio::task::spawn_blocking(move || Store::open(&d, config))
             .await?
             .with_context(|| format!("opening the local xorb store {}", store_dir.display()))?
     };
@@ -271,7 +283,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
             && !exclude.as_ref().is_some_and(|g| g.is_match(&f.path))
     });
 
-    let cache = RepoCache::open(&hub_cache_dir(), &args.repo)?;
+    let cache = RepoCache::open(&hub_cache_dir(), &args.repo)?.durable(args.fsync);
     let sources = Arc::new(Sources::new(
         Some(store.clone()),
         (!fleet_only).then(|| hubc.clone()),
@@ -300,6 +312,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         limits: xetfile::Limits::default(),
         token: tokio::sync::Mutex::new(None),
         progress: &progress,
+        journal_dir: store_dir.join("partial"),
         blob_locks: Default::default(),
     };
     // Several files at once (small files do not wait for big ones); the units of all files share
@@ -495,6 +508,8 @@ struct Job<'a> {
     /// The Xet read token, refreshed a minute before it expires.
     token: tokio::sync::Mutex<Option<xet::CasJwtInfo>>,
     progress: &'a Progress,
+    /// Resume journals of Xet files being pulled (`<zest cache>/partial`).
+    journal_dir: PathBuf,
     /// One lock per blob: files with the same content are pulled once.
     blob_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -563,6 +578,7 @@ impl Job<'_> {
                 self.args.verify_sha256,
                 &bar,
                 &on_bytes,
+                &self.journal_dir,
             )
             .await?;
         } else if self.fleet_only || f.etag.is_empty() {

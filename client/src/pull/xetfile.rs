@@ -4,25 +4,25 @@
 //! as it arrives (positional writes); only its chunk hashes and lengths stay in memory. The Xet
 //! file hash is computed from those at the end; nothing is renamed into place unless it matches.
 //!
-//! The compressed ranges go to the local xorb store as they arrive (structural checks; raised to
-//! `FileVerified` once the file hash matches), so an interrupted pull fetches none of them again.
-//! Ranges from other clients (untrusted peers) and ranges refetched after a failed verification
-//! are kept in memory until the file verifies and only then stored as `FileVerified` (which
-//! replaces any stored range that disagrees with them).
+//! Once the file hash matches and the blob is in place, every term's chunk range goes into the
+//! local xorb store as a reference to its bytes in the blob (`Store::insert_blob_ref`, stored as
+//! `FileVerified`), not as a second copy: the pull writes each byte to disk once, and `zest seed`
+//! serves the ranges from the blob. Nothing unverified is ever stored.
 
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use futures::StreamExt;
 use xet::MerkleHash;
-use xorbstore::{Expectation, Store, VerificationLevel};
+use xorbstore::Store;
 
 use super::cache::RepoCache;
 use super::fetch::{Fetched, Source, Sources, Unit};
+use super::journal::{self, Journal};
 use super::progress::FileBar;
 use super::tracker::{ChunkRange, ManifestTerm, PeerRole};
 
@@ -65,10 +65,6 @@ struct Held {
     hashes: Vec<MerkleHash>,
     lens: Vec<u32>,
     source: Source,
-    /// Compressed bytes, kept until the file verifies (untrusted or refetched ranges).
-    raw: Option<Bytes>,
-    /// Stored in the local store on arrival (unproven until the file verifies).
-    stored: bool,
 }
 
 /// Units to fetch and the file's terms in order (with offsets). `manifest_terms` replace the
@@ -203,11 +199,13 @@ struct Ctx<'a> {
     file: Arc<File>,
     bar: &'a FileBar,
     on_bytes: &'a (dyn Fn(u64) + Sync),
+    /// Where placed units are recorded for a resumed pull (none when it could not be created).
+    journal: Option<Arc<Journal>>,
 }
 
 impl Ctx<'_> {
-    /// Fetches unit `i`, writes its terms and stores (or keeps) its compressed bytes. A source
-    /// whose bytes disagree with the terms is blamed and the unit comes from upstream instead.
+    /// Fetches unit `i` and writes its terms. A source whose bytes disagree with the terms is
+    /// blamed and the unit comes from upstream instead.
     async fn fetch_and_place(
         &self,
         i: usize,
@@ -233,16 +231,15 @@ impl Ctx<'_> {
                     )
                 })?;
             let source = fe.source.clone();
-            let keep_raw = skip_fleet || matches!(source, Source::Peer(_));
             let (file, terms, uses) = (self.file.clone(), self.terms.clone(), self.uses[i].clone());
-            let (units, store) = (self.units.clone(), self.sources.store.clone());
-            let local = source == Source::Local;
+            let units = self.units.clone();
+            let journal = self.journal.clone();
             let placed = tokio::task::spawn_blocking(move || {
                 let unit = &units[i];
                 if let Err(why) = place(&file, unit, &fe, &terms, &uses)? {
                     return Ok::<_, anyhow::Error>(Err(why));
                 }
-                let lens = fe
+                let lens: Vec<u32> = fe
                     .ends
                     .iter()
                     .scan(0usize, |prev, &e| {
@@ -251,18 +248,15 @@ impl Ctx<'_> {
                         Some(l)
                     })
                     .collect();
-                let mut stored = false;
-                if let (Some(store), false, false) = (&store, keep_raw, local) {
-                    match store.insert(
-                        &unit.xorb,
-                        unit.chunks.clone(),
-                        &fe.raw,
-                        &Expectation::structural(),
-                    ) {
-                        Ok(_) => stored = true,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not keep a range in the local store")
-                        }
+                if let Some(j) = &journal {
+                    let entry = journal::Entry {
+                        xorb: unit.xorb,
+                        chunks: unit.chunks.clone(),
+                        lens: lens.clone(),
+                        hashes: fe.hashes.clone(),
+                    };
+                    if let Err(e) = j.append(&entry) {
+                        tracing::debug!(error = %e, "could not record a range in the resume journal");
                     }
                 }
                 let bytes: u64 = uses.iter().map(|&t| terms[t].len).sum();
@@ -271,8 +265,6 @@ impl Ctx<'_> {
                         hashes: fe.hashes,
                         lens,
                         source: fe.source,
-                        raw: keep_raw.then_some(fe.raw),
-                        stored,
                     },
                     bytes,
                 )))
@@ -316,6 +308,7 @@ pub(super) async fn pull_xet_file(
     verify_sha256: bool,
     bar: &FileBar,
     on_bytes: &(dyn Fn(u64) + Sync),
+    journal_dir: &Path,
 ) -> anyhow::Result<Vec<ManifestTerm>> {
     let recon = match (token, &sources.hub) {
         (Some(t), Some(h)) => h.reconstruction(t, &xet_hash, None).await?,
@@ -331,28 +324,66 @@ pub(super) async fn pull_xet_file(
     }
     let used: Vec<usize> = (0..units.len()).filter(|&i| !uses[i].is_empty()).collect();
     let tmp = cache.incomplete(&f.etag)?;
+    // A killed pull left the `.incomplete` file and its journal: resume from them.
+    let journal_path = journal_dir.join(format!("{}.units", f.etag));
+    let resumable = std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file() && m.len() == f.size);
+    let previous = if resumable {
+        journal::read(&journal_path)
+    } else {
+        Vec::new()
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(previous.is_empty())
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
     file.set_len(f.size)
         .with_context(|| format!("sizing {}", tmp.display()))?;
+    let file = Arc::new(file);
+    let units = Arc::new(units);
+    let terms = Arc::new(terms);
+    let uses: Vec<Arc<Vec<usize>>> = uses.into_iter().map(Arc::new).collect();
+    let (resumed, kept) = if previous.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let (file, units, terms, uses) = (file.clone(), units.clone(), terms.clone(), uses.clone());
+        tokio::task::spawn_blocking(move || resume(&file, &units, &terms, &uses, previous)).await?
+    };
+    let journal = match Journal::create(&journal_path, &kept) {
+        Ok(j) => Some(Arc::new(j)),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %journal_path.display(), "no resume journal for this file");
+            None
+        }
+    };
     let ctx = Ctx {
         sources,
         limits,
-        units: Arc::new(units),
-        terms: Arc::new(terms),
-        uses: uses.into_iter().map(Arc::new).collect(),
-        file: Arc::new(file),
+        units,
+        terms,
+        uses,
+        file,
         bar,
         on_bytes,
+        journal,
     };
 
     let mut got: Vec<Option<Held>> = (0..ctx.units.len()).map(|_| None).collect();
     let mut refetch: Vec<usize> = used.clone();
+    if !resumed.is_empty() {
+        let mut bytes = 0;
+        for (i, held, n) in resumed {
+            got[i] = Some(held);
+            bytes += n;
+        }
+        refetch.retain(|i| got[*i].is_none());
+        tracing::info!(file = %f.path, bytes, "resuming: ranges already in the .incomplete file are not fetched again");
+        sources.count_local(bytes);
+        bar.add(bytes, &Source::Local);
+        on_bytes(bytes);
+    }
     for round in 0..MAX_ROUNDS {
         let need_units: Vec<Unit> = refetch.iter().map(|&i| ctx.units[i].clone()).collect();
         let holders = if round > 0 {
@@ -375,13 +406,13 @@ pub(super) async fn pull_xet_file(
         }
         drop(results);
         // After a failed round: blame each fleet source whose chunks differ from upstream's,
-        // and drop what it sent from the local store.
+        // and drop what the local store gave.
         let mut wrong = Vec::new();
         for (i, h) in fresh {
             if let Some(old) = &got[i] {
                 if old.source != Source::Upstream && old.hashes != h.hashes {
                     sources.blame(&old.source, "sent chunks that fail the file hash");
-                    if old.stored || old.source == Source::Local {
+                    if old.source == Source::Local {
                         wrong.push(i);
                     }
                 }
@@ -413,11 +444,16 @@ pub(super) async fn pull_xet_file(
             true
         };
         if hash == xet_hash && ok_sha {
-            ctx.file
-                .sync_all()
-                .context("fsync of the .incomplete file")?;
             cache.commit_blob(&f.etag)?;
-            keep_in_store(sources.store.clone(), &ctx.units, &mut got).await;
+            let _ = std::fs::remove_file(&journal_path);
+            keep_in_store(
+                sources.store.clone(),
+                cache.blob(&f.etag)?,
+                &ctx.units,
+                &ctx.terms,
+                &got,
+            )
+            .await;
             return Ok(ctx
                 .terms
                 .iter()
@@ -437,7 +473,7 @@ pub(super) async fn pull_xet_file(
         );
         if sources.hub.is_none() {
             let _ = std::fs::remove_file(&tmp);
-            forget(sources.store.clone(), &ctx.units, unproven(&got)).await;
+            let _ = std::fs::remove_file(&journal_path);
             bail!("{} failed verification and upstream is unreachable", f.path);
         }
         refetch = used
@@ -462,24 +498,95 @@ pub(super) async fn pull_xet_file(
         bar.set_done(done);
     }
     let _ = std::fs::remove_file(&tmp);
-    forget(sources.store.clone(), &ctx.units, unproven(&got)).await;
+    let _ = std::fs::remove_file(&journal_path);
     bail!(
         "{} failed verification {MAX_ROUNDS} times (Xet hash mismatch); nothing was written",
         f.path
     )
 }
 
-/// Units stored on arrival (never proven by a file hash).
-fn unproven(got: &[Option<Held>]) -> Vec<usize> {
-    got.iter()
+/// The units of a killed pull's journal whose bytes in the `.incomplete` file still hash to what
+/// the journal recorded (every term that uses the unit is read back and hashed chunk by chunk),
+/// with their bytes; and the journal entries that proved good, to start the new journal with.
+fn resume(
+    file: &File,
+    units: &[Unit],
+    terms: &[TermSlot],
+    uses: &[Arc<Vec<usize>>],
+    previous: Vec<journal::Entry>,
+) -> (Vec<(usize, Held, u64)>, Vec<journal::Entry>) {
+    let by_unit: std::collections::HashMap<(MerkleHash, u32, u32), usize> = units
+        .iter()
         .enumerate()
-        .filter(|(_, h)| h.as_ref().is_some_and(|h| h.stored))
-        .map(|(i, _)| i)
-        .collect()
+        .filter(|(i, _)| !uses[*i].is_empty())
+        .map(|(i, u)| ((u.xorb, u.chunks.start, u.chunks.end), i))
+        .collect();
+    let mut done = vec![false; units.len()];
+    let mut resumed = Vec::new();
+    let mut kept = Vec::new();
+    let mut buf = Vec::new();
+    for e in previous {
+        let Some(&i) = by_unit.get(&(e.xorb, e.chunks.start, e.chunks.end)) else {
+            continue;
+        };
+        if done[i] || !entry_matches_file(file, &units[i], &e, terms, &uses[i], &mut buf) {
+            continue;
+        }
+        done[i] = true;
+        let bytes = uses[i].iter().map(|&t| terms[t].len).sum();
+        let held = Held {
+            hashes: e.hashes.clone(),
+            lens: e.lens.clone(),
+            source: Source::Local,
+        };
+        resumed.push((i, held, bytes));
+        kept.push(e);
+    }
+    (resumed, kept)
 }
 
-/// Removes units `which` from the local store (their bytes failed the file hash, or were never
-/// proven by it).
+/// True when every term using `unit` has, at its offset in `file`, chunks of `e`'s lengths
+/// that hash to `e`'s hashes.
+fn entry_matches_file(
+    file: &File,
+    unit: &Unit,
+    e: &journal::Entry,
+    terms: &[TermSlot],
+    uses: &[usize],
+    buf: &mut Vec<u8>,
+) -> bool {
+    let n = (unit.chunks.end - unit.chunks.start) as usize;
+    if e.lens.len() != n
+        || e.hashes.len() != n
+        || e.lens
+            .iter()
+            .any(|&l| l == 0 || l > xet::chunk::MAX_UNCOMPRESSED_LEN)
+    {
+        return false;
+    }
+    for &t in uses {
+        let term = &terms[t];
+        let a = (term.range.start - unit.chunks.start) as usize;
+        let b = (term.range.end - unit.chunks.start) as usize;
+        if a >= b || b > n {
+            return false;
+        }
+        let mut off = term.offset;
+        for k in a..b {
+            buf.resize(e.lens[k] as usize, 0);
+            if file.read_exact_at(buf, off).is_err() || xet::hash::chunk_hash(buf) != e.hashes[k] {
+                return false;
+            }
+            off += u64::from(e.lens[k]);
+        }
+        if off - term.offset != term.len {
+            return false;
+        }
+    }
+    true
+}
+
+/// Removes units `which` from the local store (their bytes failed the file hash).
 async fn forget(store: Option<Store>, units: &Arc<Vec<Unit>>, which: Vec<usize>) {
     let Some(store) = store else { return };
     if which.is_empty() {
@@ -516,37 +623,52 @@ fn sha256_of(file: &File) -> anyhow::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Once the file verified: stores the kept ranges as `FileVerified` (replacing stored ranges
-/// that disagree) and raises the ones stored on arrival (best effort: a full store only warns).
-async fn keep_in_store(store: Option<Store>, units: &Arc<Vec<Unit>>, got: &mut [Option<Held>]) {
+/// Once the file verified and its blob is in place: keeps every term's chunk range in the local
+/// store as a reference to its bytes in `blob` (the file hash proved exactly those bytes), once
+/// per distinct range. Best effort: a store that refuses only warns.
+async fn keep_in_store(
+    store: Option<Store>,
+    blob: std::path::PathBuf,
+    units: &[Unit],
+    terms: &[TermSlot],
+    got: &[Option<Held>],
+) {
     let Some(store) = store else { return };
-    let items: Vec<(usize, Vec<MerkleHash>, Option<Bytes>)> = got
-        .iter_mut()
-        .enumerate()
-        .filter_map(|(i, h)| {
-            h.as_mut()
-                .map(|h| (i, std::mem::take(&mut h.hashes), h.raw.take()))
-        })
-        .collect();
-    let units = units.clone();
+    let mut items: Vec<(TermSlot, Vec<MerkleHash>, Vec<u32>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in terms.iter() {
+        let Some(h) = got[t.unit].as_ref() else {
+            continue;
+        };
+        if !seen.insert((t.xorb, t.range.start, t.range.end)) {
+            continue;
+        }
+        let unit_start = match t.range.start.checked_sub(units[t.unit].chunks.start) {
+            Some(a) => a as usize,
+            None => continue,
+        };
+        let n = (t.range.end - t.range.start) as usize;
+        if unit_start + n > h.hashes.len() {
+            continue;
+        }
+        items.push((
+            t.clone(),
+            h.hashes[unit_start..unit_start + n].to_vec(),
+            h.lens[unit_start..unit_start + n].to_vec(),
+        ));
+    }
     let r = tokio::task::spawn_blocking(move || {
-        let exp = Expectation::structural().file_verified();
-        for (i, hashes, raw) in items {
-            let u = &units[i];
-            let res = match raw {
-                Some(raw) => store
-                    .insert(&u.xorb, u.chunks.clone(), &raw, &exp)
-                    .map(|_| ()),
-                None => store
-                    .upgrade_level(
-                        &u.xorb,
-                        u.chunks.clone(),
-                        &hashes,
-                        VerificationLevel::FileVerified,
-                    )
-                    .map(|_| ()),
-            };
-            if let Err(e) = res {
+        let blob = match std::path::absolute(&blob) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not keep the file's ranges in the local store");
+                return;
+            }
+        };
+        for (t, hashes, lens) in items {
+            if let Err(e) =
+                store.insert_blob_ref(&t.xorb, t.range.clone(), &hashes, &lens, &blob, t.offset)
+            {
                 tracing::warn!(error = %e, "could not keep a range in the local store");
             }
         }
@@ -592,5 +714,103 @@ mod tests {
         );
         assert_eq!(slots[0].unit, slots[2].unit);
         assert!(plan(&recon, &terms, 251).is_err(), "sizes must add up");
+    }
+
+    #[test]
+    fn resume_keeps_only_journalled_units_whose_bytes_still_hash_right() {
+        use std::os::unix::fs::FileExt;
+        let chunk = |n: usize, seed: u8| -> Vec<u8> {
+            (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        };
+        let a: Vec<Vec<u8>> = vec![chunk(100, 1), chunk(200, 2), chunk(300, 3), chunk(400, 4)];
+        let b: Vec<Vec<u8>> = vec![chunk(50, 5), chunk(60, 6)];
+        let units = vec![
+            Unit {
+                xorb: h(1),
+                chunks: 10..14,
+                upstream: None,
+            },
+            Unit {
+                xorb: h(2),
+                chunks: 0..2,
+                upstream: None,
+            },
+        ];
+        // Unit 0 is used by two terms (its halves, in swapped order), unit 1 by one.
+        let terms = vec![
+            TermSlot {
+                unit: 0,
+                xorb: h(1),
+                range: 12..14,
+                offset: 0,
+                len: 700,
+            },
+            TermSlot {
+                unit: 1,
+                xorb: h(2),
+                range: 0..2,
+                offset: 700,
+                len: 110,
+            },
+            TermSlot {
+                unit: 0,
+                xorb: h(1),
+                range: 10..12,
+                offset: 810,
+                len: 300,
+            },
+        ];
+        let uses = vec![Arc::new(vec![0, 2]), Arc::new(vec![1])];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f.incomplete"))
+            .expect("file");
+        file.set_len(1110).expect("size");
+        file.write_all_at(&[a[2].clone(), a[3].clone()].concat(), 0)
+            .expect("write");
+        file.write_all_at(&[b[0].clone(), b[1].clone()].concat(), 700)
+            .expect("write");
+        file.write_all_at(&[a[0].clone(), a[1].clone()].concat(), 810)
+            .expect("write");
+        let entry = |x: u8, r: Range<u32>, cs: &[Vec<u8>]| journal::Entry {
+            xorb: h(x),
+            chunks: r,
+            lens: cs.iter().map(|c| c.len() as u32).collect(),
+            hashes: cs.iter().map(|c| xet::hash::chunk_hash(c)).collect(),
+        };
+        let good_a = entry(1, 10..14, &a);
+        let mut bad_b = entry(2, 0..2, &b);
+        bad_b.hashes[1] = h(9);
+        let unknown = entry(3, 0..2, &b);
+        let previous = vec![unknown, bad_b, good_a.clone(), good_a.clone()];
+        let (resumed, kept) = resume(&file, &units, &terms, &uses, previous);
+        assert_eq!(resumed.len(), 1, "only unit 0 resumes, once");
+        let (i, held, bytes) = &resumed[0];
+        assert_eq!((*i, *bytes), (0, 1000));
+        assert_eq!(held.hashes, good_a.hashes);
+        assert_eq!(held.source, Source::Local);
+        assert_eq!(kept, std::slice::from_ref(&good_a));
+        // One flipped byte in either term of unit 0: nothing resumes.
+        for at in [5u64, 900] {
+            let mut byte = [0u8];
+            file.read_exact_at(&mut byte, at).expect("read");
+            file.write_all_at(&[byte[0] ^ 1], at).expect("flip");
+            let (resumed, kept) = resume(&file, &units, &terms, &uses, vec![good_a.clone()]);
+            assert!(
+                resumed.is_empty() && kept.is_empty(),
+                "flip at {at} went unnoticed"
+            );
+            file.write_all_at(&byte, at).expect("restore");
+        }
+        // Lengths that do not add up to the terms: refused.
+        let mut wrong_lens = good_a.clone();
+        wrong_lens.lens.swap(0, 3);
+        assert!(resume(&file, &units, &terms, &uses, vec![wrong_lens])
+            .0
+            .is_empty());
     }
 }

@@ -492,6 +492,9 @@ fn interrupted_pull_resumes_and_fetches_only_what_was_missing() {
         .expect("spawn pull");
     let blobs = c.hf_home().join("hub/models--acme--tiny/blobs");
     let big = sha(&fixture().files["model.safetensors"]);
+    // The big file's resume journal (resuming inside a file is tested in `pull::xetfile`: this
+    // fixture's files are one range each).
+    let journal = c.zest_cache().join("partial").join(format!("{big}.units"));
     let deadline = Instant::now() + Duration::from_secs(60);
     // Wait until at least one Xet blob is complete, then kill -9.
     loop {
@@ -525,12 +528,16 @@ fn interrupted_pull_resumes_and_fetches_only_what_was_missing() {
         (served as usize) < total,
         "the resumed pull fetched {served} xorb bytes of {total}"
     );
-    let _ = big;
+    assert!(
+        !journal.exists(),
+        "the journal is deleted once the file is complete"
+    );
 }
 
-/// Flips one byte in the middle of every stored range file under `dir`, in place (a running
-/// seed's memory maps see the change).
-fn corrupt_store(dir: &Path) -> usize {
+/// Flips one byte in the middle of every file over 4 KiB under `dir`, in place (symbolic links
+/// are not followed): used on a seeding client's cache blobs, which its local store references,
+/// so the running seed reads and serves the flipped bytes.
+fn corrupt_files(dir: &Path) -> usize {
     use std::io::{Seek, SeekFrom};
     let mut n = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -601,8 +608,8 @@ fn a_peer_serving_corrupt_bytes_is_avoided_and_files_are_right() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        corrupt_store(&a.zest_cache()) > 0,
-        "no store file to corrupt"
+        corrupt_files(&a.hf_home().join("hub")) > 0,
+        "no blob to corrupt"
     );
 
     let b = Client::new("bad-b");

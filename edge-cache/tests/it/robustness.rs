@@ -71,13 +71,7 @@ fn kill_9_during_writes_then_restart_holds_only_complete_verified_ranges() {
     edge.kill9();
     let _ = warm.join();
     // Only complete, valid ranges are found on open (invalid files and temp files go).
-    let store = xorbstore::Store::open(
-        &cache,
-        xorbstore::StoreConfig {
-            quota_bytes: 1 << 30,
-        },
-    )
-    .expect("open");
+    let store = xorbstore::Store::open(&cache, xorbstore::StoreConfig::new(1 << 30)).expect("open");
     for e in store.list() {
         let v = store.get(&e.xorb, e.range.clone()).expect("listed range");
         let mut out = Vec::new();

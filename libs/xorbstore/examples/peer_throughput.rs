@@ -47,12 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let xorb = b.finish();
     let n = xorb.num_chunks();
     let dir = tempfile::tempdir()?;
-    let store = Store::open(
-        dir.path(),
-        StoreConfig {
-            quota_bytes: 1 << 34,
-        },
-    )?;
+    let store = Store::open(dir.path(), StoreConfig::new(1 << 34))?;
     store.insert(&xorb.hash, 0..n, &xorb.data, &Expectation::whole_xorb())?;
     let total_per_fetch = xorb.data.len();
 

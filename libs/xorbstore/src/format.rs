@@ -21,6 +21,18 @@
 //! A file is valid when its length is `header_len + data_len`, the checksum matches, the offsets
 //! are strictly increasing and end at `data_len`, and every chunk header found at those offsets
 //! agrees with them ([`check_records`]).
+//!
+//! A **blob reference** (magic `ZXBLOBR1`) holds no chunk data: its chunks are the bytes at an
+//! offset of another file (a verified Hugging Face cache blob), served as uncompressed chunk
+//! records. Its header is the same, with `data_len` and the record offsets those of the
+//! uncompressed records ([`plain_record_ends`]), followed by a trailer:
+//!
+//! ```text
+//!      8  offset of the first chunk's bytes in the blob, u64 LE
+//!      4  path length u32 LE (at most MAX_BLOB_PATH)
+//!      n  the blob's absolute path (bytes)
+//!     32  BLAKE3 of the trailer before it
+//! ```
 
 use std::ops::Range;
 
@@ -31,6 +43,10 @@ use crate::verify::{check_range, RangeMeta, VerificationLevel, MAX_RANGE_BYTES};
 
 /// File magic (format version 1).
 pub const MAGIC: [u8; 8] = *b"ZXRANGE1";
+/// Magic of a blob reference (format version 1).
+pub const REF_MAGIC: [u8; 8] = *b"ZXBLOBR1";
+/// Longest blob path a reference may hold.
+pub const MAX_BLOB_PATH: usize = 4096;
 /// Offset of the verification level byte.
 pub const LEVEL_OFFSET: u64 = 12;
 /// Size of the fixed part of the header.
@@ -57,10 +73,20 @@ pub fn encode_header(
     data_len: u64,
     meta: &RangeMeta,
 ) -> Vec<u8> {
+    encode_header_as(MAGIC, xorb, range, data_len, meta)
+}
+
+fn encode_header_as(
+    magic: [u8; 8],
+    xorb: &MerkleHash,
+    range: &Range<u32>,
+    data_len: u64,
+    meta: &RangeMeta,
+) -> Vec<u8> {
     let n = meta.record_ends.len();
     let len = header_len(n);
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&magic);
     out.extend_from_slice(&(len as u32).to_le_bytes());
     out.push(meta.level as u8);
     out.extend_from_slice(&[0; 3]);
@@ -96,7 +122,7 @@ pub fn peek_header_len(fixed: &[u8]) -> Result<usize, String> {
     if fixed.len() < FIXED_LEN {
         return Err("file shorter than the fixed header".into());
     }
-    if fixed[..8] != MAGIC {
+    if fixed[..8] != MAGIC && fixed[..8] != REF_MAGIC {
         return Err("bad magic".into());
     }
     let len = u32::from_le_bytes(le4(&fixed[8..12])) as usize;
@@ -117,6 +143,13 @@ fn le4(b: &[u8]) -> [u8; 4] {
 
 /// Decodes a whole header (`bytes` is exactly the header, as sized by [`peek_header_len`]).
 pub fn decode_header(bytes: &[u8]) -> Result<FileHeader, String> {
+    decode_header_as(MAGIC, bytes)
+}
+
+fn decode_header_as(magic: [u8; 8], bytes: &[u8]) -> Result<FileHeader, String> {
+    if bytes.len() < 8 || bytes[..8] != magic {
+        return Err("bad magic".into());
+    }
     let len = peek_header_len(bytes)?;
     if bytes.len() != len {
         return Err("header length mismatch".into());
@@ -185,6 +218,86 @@ pub fn decode_header(bytes: &[u8]) -> Result<FileHeader, String> {
             level,
         },
     })
+}
+
+/// Where a blob reference's chunks are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    /// The blob's absolute path.
+    pub path: std::path::PathBuf,
+    /// Offset of the first chunk's bytes in the blob.
+    pub offset: u64,
+}
+
+/// Record end offsets and total length of uncompressed chunk records (an 8-byte header before
+/// each chunk's bytes) for chunks ending at `raw_ends`. `None` when they do not fit a range.
+pub fn plain_record_ends(raw_ends: &[u32]) -> Option<(Vec<u32>, u64)> {
+    let mut ends = Vec::with_capacity(raw_ends.len());
+    let mut prev = 0u32;
+    let mut total = 0u64;
+    for &e in raw_ends {
+        let len = e.checked_sub(prev)?;
+        if len == 0 || len > xet::chunk::MAX_UNCOMPRESSED_LEN {
+            return None;
+        }
+        total += ChunkHeader::SIZE as u64 + u64::from(len);
+        ends.push(u32::try_from(total).ok()?);
+        prev = e;
+    }
+    (total <= MAX_RANGE_BYTES as u64).then_some((ends, total))
+}
+
+/// Encodes a blob reference file (`meta.record_ends` must be [`plain_record_ends`] of
+/// `meta.raw_ends`, `data_len` their total).
+pub fn encode_ref(
+    xorb: &MerkleHash,
+    range: &Range<u32>,
+    data_len: u64,
+    meta: &RangeMeta,
+    blob: &BlobRef,
+) -> Vec<u8> {
+    let mut out = encode_header_as(REF_MAGIC, xorb, range, data_len, meta);
+    let at = out.len();
+    let path = blob.path.as_os_str().as_encoded_bytes();
+    out.extend_from_slice(&blob.offset.to_le_bytes());
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path);
+    let sum = blake3::hash(&out[at..]);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+/// Decodes a whole blob reference file, checking both checksums, the exact length, and that
+/// the record offsets are those of uncompressed records.
+pub fn decode_ref(bytes: &[u8]) -> Result<(FileHeader, BlobRef), String> {
+    let hlen = peek_header_len(bytes)?;
+    if bytes.len() < hlen + 12 + 32 {
+        return Err("reference shorter than its header and trailer".into());
+    }
+    let header = decode_header_as(REF_MAGIC, &bytes[..hlen])?;
+    let trailer = &bytes[hlen..];
+    let mut o = [0u8; 8];
+    o.copy_from_slice(&trailer[..8]);
+    let offset = u64::from_le_bytes(o);
+    let plen = u32::from_le_bytes(le4(&trailer[8..12])) as usize;
+    if plen == 0 || plen > MAX_BLOB_PATH || trailer.len() != 12 + plen + 32 {
+        return Err("bad blob path length".into());
+    }
+    let (body, sum) = trailer.split_at(12 + plen);
+    if blake3::hash(body).as_bytes() != sum {
+        return Err("reference trailer checksum mismatch".into());
+    }
+    let path = std::path::PathBuf::from(std::ffi::OsStr::new(
+        std::str::from_utf8(&body[12..]).map_err(|_| "blob path is not UTF-8")?,
+    ));
+    if !path.is_absolute() {
+        return Err("blob path is not absolute".into());
+    }
+    match plain_record_ends(&header.meta.raw_ends) {
+        Some((ends, total)) if ends == header.meta.record_ends && total == header.data_len => {}
+        _ => return Err("record offsets are not those of uncompressed records".into()),
+    }
+    Ok((header, BlobRef { path, offset }))
 }
 
 fn strictly_increasing(v: &[u32]) -> bool {
@@ -280,6 +393,49 @@ mod tests {
             bad[i] ^= 0x40;
             assert!(decode_header(&bad).is_err(), "flip at {i} not detected");
         }
+    }
+
+    #[test]
+    fn blob_references_round_trip_and_every_flip_is_detected() {
+        let xorb = MerkleHash::from_bytes([7; 32]);
+        let raw_ends = vec![100, 150];
+        let (record_ends, data_len) = plain_record_ends(&raw_ends).unwrap();
+        assert_eq!(record_ends, [108, 166]);
+        let m = RangeMeta {
+            record_ends,
+            raw_ends,
+            ..meta()
+        };
+        let blob = BlobRef {
+            path: "/cache/blobs/abc".into(),
+            offset: 4096,
+        };
+        let f = encode_ref(&xorb, &(3..5), data_len, &m, &blob);
+        let (h, b) = decode_ref(&f).unwrap();
+        assert_eq!(
+            (h.xorb, h.range.clone(), h.data_len, &h.meta),
+            (xorb, 3..5, 166, &m)
+        );
+        assert_eq!(b, blob);
+        assert!(
+            decode_header(&f[..header_len(2)]).is_err(),
+            "not an inline range"
+        );
+        for i in 0..f.len() {
+            if i as u64 == LEVEL_OFFSET {
+                continue;
+            }
+            let mut bad = f.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_ref(&bad).is_err(), "flip at {i} not detected");
+        }
+        assert!(decode_ref(&f[..f.len() - 1]).is_err());
+        let compressed = encode_ref(&xorb, &(3..5), 25, &meta(), &blob);
+        assert!(
+            decode_ref(&compressed).is_err(),
+            "compressed offsets refused"
+        );
+        assert_eq!(plain_record_ends(&[100, 100]), None, "empty chunk");
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub mod store;
 pub mod verify;
 
 pub use error::{StoreError, VerifyError};
-pub use store::{EntryInfo, InsertOutcome, RangeView, Store, StoreConfig, StoreStats, STORE_DIR};
+pub use store::{
+    Durability, EntryInfo, InsertOutcome, RangeView, Store, StoreConfig, StoreStats, STORE_DIR,
+};
 pub use verify::{
-    verify_range, Expectation, RangeMeta, VerificationLevel, MAX_RANGE_BYTES, MAX_RANGE_CHUNKS,
+    verify_and_decode, verify_range, Expectation, RangeMeta, VerificationLevel, MAX_RANGE_BYTES,
+    MAX_RANGE_CHUNKS,
 };

@@ -1,7 +1,8 @@
 //! Read-only memory maps of stored range files. This is the one module of the crate that uses
 //! `unsafe`: mapping a file is unsafe because another process could change or truncate it under
 //! the map. The store only maps files it owns inside its own `xorbs-v1` folder, which are
-//! complete and fsynced before they are mapped and are never truncated or rewritten afterwards
+//! complete before they are mapped (written whole, and fsynced too unless the store's
+//! durability is deferred) and are never truncated or rewritten afterwards
 //! (they are only renamed into place or unlinked; unlinking keeps the inode alive while mapped).
 //! The single byte rewritten in place (the verification level in the header) lies outside every
 //! slice this module hands out.
@@ -28,7 +29,7 @@ impl MappedFile {
             // mmap of length 0 fails; there is nothing to read anyway.
             return Ok(Self { map: None, file });
         }
-        // SAFETY: the file is a complete, fsynced range file inside the store's own folder (see
+        // SAFETY: the file is a complete range file inside the store's own folder (see
         // the module docs): nothing truncates or rewrites the mapped bytes we hand out while the
         // map exists. The map is read-only and its lifetime is tied to `self`, so no slice
         // outlives it.

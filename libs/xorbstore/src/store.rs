@@ -32,11 +32,19 @@ use crate::error::{StoreError, VerifyError};
 use crate::format::{self, FileHeader};
 use crate::fsutil::{self, TEMP_SUFFIX};
 use crate::mmap::MappedFile;
-use crate::verify::{check_range, verify_range, Expectation, RangeMeta, VerificationLevel};
+use crate::verify::{
+    check_range, verify_range, Expectation, RangeMeta, VerificationLevel, MAX_RANGE_CHUNKS,
+};
 
 /// Name of the store's folder under the root; the version changes with the file format.
 pub const STORE_DIR: &str = "xorbs-v1";
 const RANGE_SUFFIX: &str = ".xr";
+/// Suffix of a blob reference file (see [`crate::format`]).
+const REF_SUFFIX: &str = ".xrb";
+
+fn is_range_file(name: &str) -> bool {
+    name.ends_with(RANGE_SUFFIX) || name.ends_with(REF_SUFFIX)
+}
 const PINS_FILE: &str = "pins.json";
 /// A file's modification time is refreshed on access at most this often (it orders LRU after a
 /// restart).
@@ -47,6 +55,49 @@ const ACCESS_PERSIST_INTERVAL: Duration = Duration::from_secs(60);
 pub struct StoreConfig {
     /// Most bytes the store's range files may use on disk (headers included).
     pub quota_bytes: u64,
+    /// When writes reach the disk.
+    pub durability: Durability,
+}
+
+impl StoreConfig {
+    /// A store of at most `quota_bytes` with [`Durability::Sync`].
+    pub fn new(quota_bytes: u64) -> Self {
+        Self {
+            quota_bytes,
+            durability: Durability::Sync,
+        }
+    }
+}
+
+/// When the store's writes reach the disk.
+///
+/// Either way a range file becomes visible complete or not at all (it is written under a
+/// temporary name and renamed), and a process killed at any point leaves only complete files.
+/// The difference is a power loss or kernel crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every range file is fsynced before it is renamed into place, and every rename, removal
+    /// and level upgrade is fsynced too: after a power loss the store holds exactly what it
+    /// acknowledged. For a cache that others depend on (the edge).
+    #[default]
+    Sync,
+    /// Nothing is fsynced; the kernel writes back in its own time. After a power loss, ranges
+    /// written in the last seconds may be missing, or (on file systems that do not order data
+    /// before metadata) hold the wrong bytes. [`Store::open`] drops files whose length, header
+    /// checksum or chunk headers are wrong, and every reader verifies chunk hashes on its own
+    /// (a pull by the file hash, a peer by the chunk hashes it expects), so wrong bytes are
+    /// caught there and the range dropped. For a client's own copy of what it just pulled,
+    /// where fsyncing every range would double the cost of the pull's disk writes.
+    Deferred,
+}
+
+/// What a range file holds.
+#[derive(Clone, Copy, Debug)]
+enum Body<'a> {
+    /// The chunk records.
+    Inline(&'a [u8]),
+    /// A reference to the decoded chunks in a blob.
+    Blob(&'a format::BlobRef),
 }
 
 /// Counters the services export as metrics.
@@ -96,13 +147,26 @@ pub struct EntryInfo {
     pub pinned: bool,
 }
 
-/// A stored range file, mapped. Immutable except for the level.
+/// Where a stored range's chunk records are.
+#[derive(Debug)]
+enum Backing {
+    /// In the range file, after its header, mapped.
+    Inline { map: MappedFile, data_offset: usize },
+    /// Decoded, in another file (a verified cache blob): records are built when read. `file` is
+    /// the reference file itself (for the level byte and the access time).
+    Blob {
+        file: std::fs::File,
+        blob: format::BlobRef,
+    },
+}
+
+/// A stored range. Immutable except for the level.
 #[derive(Debug)]
 struct Stored {
     xorb: MerkleHash,
     range: Range<u32>,
-    map: MappedFile,
-    data_offset: usize,
+    backing: Backing,
+    /// Bytes of chunk records (for a blob reference: as built, uncompressed).
     data_len: usize,
     meta: RangeMeta,
     level: AtomicU8,
@@ -111,8 +175,58 @@ struct Stored {
 }
 
 impl Stored {
-    fn data(&self) -> &[u8] {
-        &self.map.bytes()[self.data_offset..self.data_offset + self.data_len]
+    /// The chunk records of an inline range (`None` for a blob reference).
+    fn inline_data(&self) -> Option<&[u8]> {
+        match &self.backing {
+            Backing::Inline { map, data_offset } => {
+                Some(&map.bytes()[*data_offset..*data_offset + self.data_len])
+            }
+            Backing::Blob { .. } => None,
+        }
+    }
+
+    /// The range file.
+    fn file(&self) -> &std::fs::File {
+        match &self.backing {
+            Backing::Inline { map, .. } => map.file(),
+            Backing::Blob { file, .. } => file,
+        }
+    }
+
+    /// Builds the uncompressed chunk records of chunks `r` of a blob reference from the blob
+    /// (read, not mapped: the blob is not the store's own file and may shrink under us).
+    /// Returns the byte offset of the first record within the range's records, and the records.
+    fn build_records(&self, blob: &format::BlobRef, r: &Range<u32>) -> std::io::Result<Vec<u8>> {
+        let (start, end) = self.byte_bounds(r);
+        let s = (r.start - self.range.start) as usize;
+        let e = (r.end - self.range.start) as usize;
+        let raw = &self.meta.raw_ends;
+        let first = if s == 0 { 0 } else { raw[s - 1] };
+        let last = raw[e - 1];
+        let f = std::fs::File::open(&blob.path)?;
+        if f.metadata()?.len() < blob.offset + u64::from(last) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the referenced blob is shorter than its chunks",
+            ));
+        }
+        let mut out = vec![0u8; end - start];
+        let mut pos = 0usize;
+        let mut prev = first;
+        for &chunk_end in &raw[s..e] {
+            let len = chunk_end - prev;
+            let header =
+                xet::chunk::ChunkHeader::new(xet::chunk::CompressionScheme::None, len, len);
+            out[pos..pos + xet::chunk::ChunkHeader::SIZE].copy_from_slice(&header.encode());
+            pos += xet::chunk::ChunkHeader::SIZE;
+            f.read_exact_at(
+                &mut out[pos..pos + len as usize],
+                blob.offset + u64::from(prev),
+            )?;
+            pos += len as usize;
+            prev = chunk_end;
+        }
+        Ok(out)
     }
 
     fn level(&self) -> VerificationLevel {
@@ -143,14 +257,17 @@ impl Stored {
     }
 }
 
-/// A zero-copy view of chunks `range()` of a xorb, borrowed from the store's memory map. Derefs
-/// to the chunk records' bytes. Holding a view keeps its file mapped even if it is evicted.
+/// A view of chunks `range()` of a xorb: zero-copy from the store's memory map for an inline
+/// range, or the records built from the blob for a blob reference. Derefs to the chunk records'
+/// bytes. Holding a view keeps its file mapped even if it is evicted.
 #[derive(Clone)]
 pub struct RangeView {
     stored: Arc<Stored>,
     range: Range<u32>,
     start: usize,
     end: usize,
+    /// Records built from a blob, and the offset of their first byte in the range's records.
+    built: Option<(Arc<Vec<u8>>, usize)>,
 }
 
 impl std::fmt::Debug for RangeView {
@@ -164,14 +281,27 @@ impl std::fmt::Debug for RangeView {
 }
 
 impl RangeView {
-    fn new(stored: Arc<Stored>, range: Range<u32>) -> Self {
+    /// A view of chunks `range` (inside `stored.range`). Reads the blob of a blob reference.
+    fn open(stored: Arc<Stored>, range: Range<u32>) -> std::io::Result<Self> {
         let (start, end) = stored.byte_bounds(&range);
-        Self {
+        let built = match &stored.backing {
+            Backing::Inline { .. } => None,
+            Backing::Blob { blob, .. } => {
+                Some((Arc::new(stored.build_records(blob, &range)?), start))
+            }
+        };
+        Ok(Self {
             stored,
             range,
             start,
             end,
-        }
+            built,
+        })
+    }
+
+    /// True when the view's bytes are built from a blob rather than mapped from a range file.
+    pub fn is_blob_reference(&self) -> bool {
+        self.built.is_some()
     }
 
     /// The xorb this range belongs to.
@@ -225,7 +355,14 @@ impl RangeView {
         if sub.start >= sub.end || sub.start < self.range.start || sub.end > self.range.end {
             return None;
         }
-        Some(RangeView::new(self.stored.clone(), sub))
+        let (start, end) = self.stored.byte_bounds(&sub);
+        Some(RangeView {
+            stored: self.stored.clone(),
+            range: sub,
+            start,
+            end,
+            built: self.built.clone(),
+        })
     }
 
     /// Decodes the view's chunks, appending the uncompressed bytes to `out`.
@@ -247,7 +384,13 @@ impl RangeView {
 impl Deref for RangeView {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.stored.data()[self.start..self.end]
+        match &self.built {
+            Some((records, base)) => &records[self.start - base..self.end - base],
+            None => self
+                .stored
+                .inline_data()
+                .map_or(&[][..], |d| &d[self.start..self.end]),
+        }
     }
 }
 
@@ -420,6 +563,7 @@ struct Counters {
 struct Inner {
     dir: PathBuf,
     quota: u64,
+    durability: Durability,
     index: Mutex<Index>,
     counters: Counters,
 }
@@ -450,7 +594,7 @@ impl Store {
                     tracing::info!(path = %path.display(), "deleting leftover temporary file");
                     remove_quietly(&path);
                 }
-            } else if name.ends_with(RANGE_SUFFIX) {
+            } else if is_range_file(name) {
                 match load_file(&path) {
                     Ok(x) => loaded.push(x),
                     Err(reason) => {
@@ -492,6 +636,7 @@ impl Store {
             inner: Arc::new(Inner {
                 dir,
                 quota: config.quota_bytes,
+                durability: config.durability,
                 index: Mutex::new(index),
                 counters: Counters::default(),
             }),
@@ -532,7 +677,7 @@ impl Store {
         for entry in rd {
             let entry = entry.map_err(|e| StoreError::io("read folder", dir, e))?;
             let path = entry.path();
-            if !path.to_string_lossy().ends_with(RANGE_SUFFIX) {
+            if !is_range_file(&path.to_string_lossy()) {
                 continue;
             }
             if !known.contains(&path) {
@@ -581,6 +726,98 @@ impl Store {
         bytes: &[u8],
         expected: &Expectation,
     ) -> Result<InsertOutcome, StoreError> {
+        self.insert_with(
+            xorb,
+            range.clone(),
+            Body::Inline(bytes),
+            expected.can_prove(&range),
+            || verify_range(xorb, range.clone(), bytes, expected),
+        )
+    }
+
+    /// Stores chunks `range` of `xorb` as a reference to their decoded bytes in the file `blob`
+    /// (absolute path), starting at `offset`, instead of a copy: for a client whose verified
+    /// Hugging Face cache blob already holds them. `chunk_hashes` and `chunk_lens` are the
+    /// chunks' hashes and uncompressed lengths, and the caller must have proven them by a file
+    /// hash covering exactly these bytes of `blob`: the range is stored as `FileVerified`. The
+    /// blob's length is checked here; its bytes are read (not mapped) each time the range is
+    /// served, as uncompressed chunk records, and a blob that disappeared or shrank drops the
+    /// range. The reference counts against the quota with its own few bytes only. Blocking.
+    pub fn insert_blob_ref(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        chunk_hashes: &[MerkleHash],
+        chunk_lens: &[u32],
+        blob: &Path,
+        offset: u64,
+    ) -> Result<InsertOutcome, StoreError> {
+        let count = check_range(&range)? as usize;
+        let bad = |why: String| StoreError::Verify(VerifyError::Expectation(why));
+        if chunk_hashes.len() != count || chunk_lens.len() != count {
+            return Err(bad(format!(
+                "{} hashes and {} lengths for a range of {count} chunks",
+                chunk_hashes.len(),
+                chunk_lens.len()
+            )));
+        }
+        if !blob.is_absolute()
+            || blob.as_os_str().len() > format::MAX_BLOB_PATH
+            || blob.to_str().is_none()
+        {
+            return Err(bad(format!(
+                "blob path {} is not absolute UTF-8 of bounded length",
+                blob.display()
+            )));
+        }
+        let mut raw_ends = Vec::with_capacity(count);
+        let mut total = 0u32;
+        for &l in chunk_lens {
+            total = total
+                .checked_add(l)
+                .ok_or_else(|| bad("chunk lengths overflow".into()))?;
+            raw_ends.push(total);
+        }
+        let (record_ends, _) = format::plain_record_ends(&raw_ends)
+            .ok_or_else(|| bad("chunk lengths do not fit a range".into()))?;
+        let blob_len = std::fs::metadata(blob)
+            .map_err(|e| StoreError::io("stat", blob, e))?
+            .len();
+        if blob_len < offset.saturating_add(u64::from(total)) {
+            return Err(bad(format!(
+                "blob {} is {blob_len} bytes, the chunks end at {}",
+                blob.display(),
+                offset.saturating_add(u64::from(total))
+            )));
+        }
+        let blob = format::BlobRef {
+            path: blob.to_path_buf(),
+            offset,
+        };
+        let meta = RangeMeta {
+            record_ends,
+            raw_ends,
+            chunk_hashes: chunk_hashes.to_vec(),
+            level: VerificationLevel::FileVerified,
+        };
+        self.insert_with(
+            xorb,
+            range,
+            Body::Blob(&blob),
+            VerificationLevel::FileVerified,
+            || Ok(meta.clone()),
+        )
+    }
+
+    /// Inserts `body` whose metadata `verify` gives, proven up to `can_prove`.
+    fn insert_with(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        body: Body<'_>,
+        can_prove: VerificationLevel,
+        verify: impl Fn() -> Result<RangeMeta, VerifyError>,
+    ) -> Result<InsertOutcome, StoreError> {
         check_range(&range).inspect_err(|_| self.count_rejected())?;
         let mut conflicting: Vec<u64> = Vec::new();
         let existing = {
@@ -589,12 +826,11 @@ impl Store {
                 .and_then(|id| ix.slots.get(&id).map(|s| s.stored.clone()))
         };
         let meta = match existing {
-            Some(old) if old.level() >= expected.can_prove(&range) => {
+            Some(old) if old.level() >= can_prove => {
                 return Ok(InsertOutcome::AlreadyHeld { level: old.level() });
             }
             Some(old) => {
-                let meta = verify_range(xorb, range.clone(), bytes, expected)
-                    .inspect_err(|_| self.count_rejected())?;
+                let meta = verify().inspect_err(|_| self.count_rejected())?;
                 if old.hashes(&range) == meta.chunk_hashes.as_slice() {
                     let level = if old.range == range && meta.level > old.level() {
                         self.set_level(&old, meta.level)?;
@@ -623,8 +859,7 @@ impl Store {
                 }
                 meta
             }
-            None => verify_range(xorb, range.clone(), bytes, expected)
-                .inspect_err(|_| self.count_rejected())?,
+            None => verify().inspect_err(|_| self.count_rejected())?,
         };
         if !conflicting.is_empty() {
             let mut ix = self.lock();
@@ -632,7 +867,7 @@ impl Store {
             drop(ix);
             self.delete_evicted(gone);
         }
-        self.write_range(xorb, range, bytes, meta)
+        self.write_range(xorb, range, body, meta)
     }
 
     fn count_rejected(&self) {
@@ -643,10 +878,21 @@ impl Store {
         &self,
         xorb: &MerkleHash,
         range: Range<u32>,
-        bytes: &[u8],
+        body: Body<'_>,
         meta: RangeMeta,
     ) -> Result<InsertOutcome, StoreError> {
-        let header = format::encode_header(xorb, &range, bytes.len() as u64, &meta);
+        let (header, bytes, data_len) = match body {
+            Body::Inline(bytes) => (
+                format::encode_header(xorb, &range, bytes.len() as u64, &meta),
+                bytes,
+                bytes.len(),
+            ),
+            Body::Blob(blob) => {
+                let data_len = meta.record_ends.last().copied().unwrap_or(0) as usize;
+                let file = format::encode_ref(xorb, &range, data_len as u64, &meta, blob);
+                (file, &[][..], data_len)
+            }
+        };
         let file_len = (header.len() + bytes.len()) as u64;
         let victims = {
             let mut ix = self.lock();
@@ -656,7 +902,7 @@ impl Store {
         };
         self.delete_evicted(victims);
         let level = meta.level;
-        let written = self.write_file(xorb, &range, &header, bytes, meta, file_len);
+        let written = self.write_file(xorb, &range, &header, body, data_len, meta, file_len);
         let mut ix = self.lock();
         ix.in_flight -= file_len;
         let stored = written?;
@@ -684,36 +930,56 @@ impl Store {
         Ok(InsertOutcome::Stored { level })
     }
 
+    /// Writes a range file (`header` then the inline bytes; for a blob reference `header` is
+    /// the whole file) under a temporary name and renames it into place.
+    #[allow(clippy::too_many_arguments)]
     fn write_file(
         &self,
         xorb: &MerkleHash,
         range: &Range<u32>,
         header: &[u8],
-        bytes: &[u8],
+        body: Body<'_>,
+        data_len: usize,
         meta: RangeMeta,
         file_len: u64,
     ) -> Result<Stored, StoreError> {
         let dir = &self.inner.dir;
         let (tmp, mut file) =
             fsutil::create_temp(dir).map_err(|e| StoreError::io("create", dir, e))?;
+        let (bytes, suffix) = match body {
+            Body::Inline(b) => (b, RANGE_SUFFIX),
+            Body::Blob(_) => (&[][..], REF_SUFFIX),
+        };
         let path = dir.join(format!(
-            "{}.{}-{}.{:016x}{RANGE_SUFFIX}",
+            "{}.{}-{}.{:016x}{suffix}",
             xorb.to_hex(),
             range.start,
             range.end,
             fsutil::unique_token()
         ));
+        let sync = self.inner.durability == Durability::Sync;
         let res = (|| {
             file.write_all(header)
                 .and_then(|_| file.write_all(bytes))
-                .and_then(|_| file.sync_all())
+                .and_then(|_| if sync { file.sync_all() } else { Ok(()) })
                 .map_err(|e| StoreError::io("write", &tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &tmp, e))?;
-            fsutil::fsync_dir(dir).map_err(|e| StoreError::io("fsync", dir, e))?;
-            MappedFile::map(file).map_err(|e| StoreError::io("map", &path, e))
+            if sync {
+                fsutil::fsync_dir(dir).map_err(|e| StoreError::io("fsync", dir, e))?;
+            }
+            Ok(match body {
+                Body::Inline(_) => Backing::Inline {
+                    map: MappedFile::map(file).map_err(|e| StoreError::io("map", &path, e))?,
+                    data_offset: header.len(),
+                },
+                Body::Blob(blob) => Backing::Blob {
+                    file,
+                    blob: blob.clone(),
+                },
+            })
         })();
-        let map = match res {
-            Ok(m) => m,
+        let backing = match res {
+            Ok(b) => b,
             Err(e) => {
                 remove_quietly(&tmp);
                 remove_quietly(&path);
@@ -723,11 +989,10 @@ impl Store {
         Ok(Stored {
             xorb: *xorb,
             range: range.clone(),
-            data_offset: header.len(),
-            data_len: bytes.len(),
+            backing,
+            data_len,
             level: AtomicU8::new(meta.level as u8),
             meta,
-            map,
             file_len,
             path,
         })
@@ -747,9 +1012,12 @@ impl Store {
     }
 
     fn set_level(&self, stored: &Stored, level: VerificationLevel) -> Result<(), StoreError> {
-        let f = stored.map.file();
+        let f = stored.file();
         f.write_all_at(&[level as u8], format::LEVEL_OFFSET)
-            .and_then(|_| f.sync_data())
+            .and_then(|_| match self.inner.durability {
+                Durability::Sync => f.sync_data(),
+                Durability::Deferred => Ok(()),
+            })
             .map_err(|e| StoreError::io("write level", &stored.path, e))?;
         stored.level.fetch_max(level as u8, Ordering::Relaxed);
         Ok(())
@@ -834,7 +1102,9 @@ impl Store {
             }
         }
         let dir = &self.inner.dir;
-        fsutil::fsync_dir(dir).map_err(|e| StoreError::io("fsync", dir, e))?;
+        if self.inner.durability == Durability::Sync {
+            fsutil::fsync_dir(dir).map_err(|e| StoreError::io("fsync", dir, e))?;
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(gone.len()),
@@ -858,20 +1128,53 @@ impl Store {
             }
         };
         let c = &self.inner.counters;
-        match stored {
-            Some(s) => {
+        let Some(s) = stored else {
+            c.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        if let Some(p) = persist {
+            // Best effort: the mtime only orders eviction after a restart.
+            let _ = p.file().set_modified(SystemTime::now());
+        }
+        match self.view(s, range) {
+            Some(v) => {
                 c.hits.fetch_add(1, Ordering::Relaxed);
-                if let Some(p) = persist {
-                    // Best effort: the mtime only orders eviction after a restart.
-                    let _ = p.map.file().set_modified(SystemTime::now());
-                }
-                Some(RangeView::new(s, range))
+                Some(v)
             }
             None => {
                 c.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
+    }
+
+    /// [`RangeView::open`]; a blob reference whose blob cannot be read any more is dropped.
+    fn view(&self, s: Arc<Stored>, range: Range<u32>) -> Option<RangeView> {
+        match RangeView::open(s.clone(), range) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(xorb = %s.xorb, range = ?s.range, error = %e, "dropping a range whose blob is unreadable");
+                let _ = self.remove_stored(&s);
+                None
+            }
+        }
+    }
+
+    /// Removes one stored range (if it is still in the index) and its file.
+    fn remove_stored(&self, s: &Arc<Stored>) -> bool {
+        let id = {
+            let ix = self.lock();
+            ix.ids_of(&s.xorb)
+                .iter()
+                .copied()
+                .find(|id| ix.slots.get(id).is_some_and(|x| Arc::ptr_eq(&x.stored, s)))
+        };
+        let Some(id) = id else { return false };
+        let gone = self.lock().remove(id);
+        if let Some(g) = gone {
+            remove_quietly(&g.path);
+        }
+        true
     }
 
     /// Views that together cover chunks `range` of `xorb` in order, possibly from several stored
@@ -899,14 +1202,24 @@ impl Store {
             pieces.push((id, cur..end));
             cur = end;
         }
-        let mut views = Vec::with_capacity(pieces.len());
+        let mut chosen = Vec::with_capacity(pieces.len());
         for (id, r) in pieces {
             let _ = ix.touch(id);
             if let Some(s) = ix.slots.get(&id) {
-                views.push(RangeView::new(s.stored.clone(), r));
+                chosen.push((s.stored.clone(), r));
             }
         }
         drop(ix);
+        let mut views = Vec::with_capacity(chosen.len());
+        for (s, r) in chosen {
+            match self.view(s, r) {
+                Some(v) => views.push(v),
+                None => {
+                    self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
         self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
         Some(views)
     }
@@ -1082,6 +1395,9 @@ fn remove_quietly(path: &Path) {
 
 /// Loads and structurally re-checks one range file.
 fn load_file(path: &Path) -> Result<(SystemTime, Stored), String> {
+    if path.to_string_lossy().ends_with(REF_SUFFIX) {
+        return load_ref(path);
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -1121,12 +1437,59 @@ fn load_file(path: &Path) -> Result<(SystemTime, Stored), String> {
         Stored {
             xorb,
             range,
-            map,
-            data_offset: hlen,
+            backing: Backing::Inline {
+                map,
+                data_offset: hlen,
+            },
             data_len: data_len as usize,
             level: AtomicU8::new(level as u8),
             meta,
             file_len,
+            path: path.to_path_buf(),
+        },
+    ))
+}
+
+/// Loads a blob reference file: both checksums, and the blob still long enough for its chunks.
+fn load_ref(path: &Path) -> Result<(SystemTime, Stored), String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let md = file.metadata().map_err(|e| e.to_string())?;
+    let most = format::header_len(MAX_RANGE_CHUNKS as usize) + 12 + format::MAX_BLOB_PATH + 32;
+    if md.len() > most as u64 {
+        return Err(format!("reference of {} bytes is too long", md.len()));
+    }
+    let mut bytes = Vec::with_capacity(md.len() as usize);
+    (&file)
+        .take(most as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    let (header, blob) = format::decode_ref(&bytes)?;
+    let chunks_end = blob.offset + u64::from(header.meta.raw_ends.last().copied().unwrap_or(0));
+    match std::fs::metadata(&blob.path) {
+        Ok(m) if m.is_file() && m.len() >= chunks_end => {}
+        Ok(_) => {
+            return Err(format!(
+                "blob {} is shorter than its chunks",
+                blob.path.display()
+            ))
+        }
+        Err(e) => return Err(format!("blob {}: {e}", blob.path.display())),
+    }
+    let level = header.meta.level;
+    Ok((
+        md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        Stored {
+            xorb: header.xorb,
+            range: header.range,
+            backing: Backing::Blob { file, blob },
+            data_len: header.data_len as usize,
+            level: AtomicU8::new(level as u8),
+            meta: header.meta,
+            file_len: md.len(),
             path: path.to_path_buf(),
         },
     ))

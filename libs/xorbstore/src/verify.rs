@@ -149,6 +149,44 @@ pub fn verify_range(
     bytes: &[u8],
     expected: &Expectation,
 ) -> Result<RangeMeta, VerifyError> {
+    verify(xorb, range, bytes, expected, None)
+}
+
+/// [`verify_range`] that also appends the decoded chunks to `out` (reserving their exact size
+/// first, which the record headers bound by the range's chunk count), for a caller that needs
+/// the data as well: every chunk is decoded and hashed once.
+///
+/// On an error, `out` may hold some decoded bytes; discard them.
+pub fn verify_and_decode(
+    xorb: &MerkleHash,
+    range: Range<u32>,
+    bytes: &[u8],
+    expected: &Expectation,
+    out: &mut Vec<u8>,
+) -> Result<RangeMeta, VerifyError> {
+    let count = check_range(&range)?;
+    let mut total = 0usize;
+    let mut found = 0u32;
+    for record in ChunkRecords::new(bytes) {
+        let Ok(record) = record else { break }; // reported by `verify` with its position
+        found += 1;
+        if found > count {
+            break;
+        }
+        total += (record.header.uncompressed_len as usize)
+            .min(xet::chunk::MAX_UNCOMPRESSED_LEN as usize);
+    }
+    out.reserve(total);
+    verify(xorb, range, bytes, expected, Some(out))
+}
+
+fn verify(
+    xorb: &MerkleHash,
+    range: Range<u32>,
+    bytes: &[u8],
+    expected: &Expectation,
+    mut out: Option<&mut Vec<u8>>,
+) -> Result<RangeMeta, VerifyError> {
     let count = check_range(&range)?;
     if bytes.len() > MAX_RANGE_BYTES {
         return Err(VerifyError::TooLarge {
@@ -199,19 +237,23 @@ pub fn verify_range(
             offset: record_ends.last().map_or(0, |&e: &u32| e as usize),
             source,
         })?;
-        scratch.clear();
-        decode_chunk_with_scratch(
-            &record.header,
-            record.payload,
-            &mut scratch,
-            &mut bg4_scratch,
-        )
-        .map_err(|source| VerifyError::Chunk {
-            index,
-            offset: record.offset,
-            source,
-        })?;
-        let hash = chunk_hash(&scratch);
+        let dst: &mut Vec<u8> = match out.as_deref_mut() {
+            Some(o) => o,
+            None => {
+                scratch.clear();
+                &mut scratch
+            }
+        };
+        let start = dst.len();
+        decode_chunk_with_scratch(&record.header, record.payload, dst, &mut bg4_scratch).map_err(
+            |source| VerifyError::Chunk {
+                index,
+                offset: record.offset,
+                source,
+            },
+        )?;
+        let decoded = &dst[start..];
+        let hash = chunk_hash(decoded);
         if let Some(exp) = &expected.chunk_hashes {
             let want = exp[found as usize];
             if want != hash {
@@ -222,7 +264,7 @@ pub fn verify_range(
                 });
             }
         }
-        raw_total += scratch.len() as u64;
+        raw_total += decoded.len() as u64;
         let end = record.end();
         // Both fit in u32: bytes.len() <= MAX_RANGE_BYTES and raw bytes per chunk are bounded.
         record_ends.push(u32::try_from(end).map_err(|_| VerifyError::TooLarge {

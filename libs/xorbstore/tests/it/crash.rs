@@ -23,13 +23,7 @@ fn crash_child_writer() {
         return;
     };
     let xs = xorbs();
-    let store = Store::open(
-        &dir,
-        StoreConfig {
-            quota_bytes: 6 << 20,
-        },
-    )
-    .expect("open");
+    let store = Store::open(&dir, StoreConfig::new(6 << 20)).expect("open");
     let mut rng = Rng::new(std::process::id() as u64);
     // Bounded: the parent kills us long before this ends.
     for _ in 0..100_000 {
@@ -78,13 +72,7 @@ fn kill_9_during_writes_leaves_only_complete_ranges() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let store = Store::open(
-            tmp.path(),
-            StoreConfig {
-                quota_bytes: 6 << 20,
-            },
-        )
-        .unwrap();
+        let store = Store::open(tmp.path(), StoreConfig::new(6 << 20)).unwrap();
         let list = store.list();
         for e in &list {
             let x = xs.iter().find(|x| x.hash() == e.xorb).expect("known xorb");

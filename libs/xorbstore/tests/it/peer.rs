@@ -50,13 +50,7 @@ impl Running {
 
 async fn start(config: PeerServerConfig, fill: impl FnOnce(&Store)) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        StoreConfig {
-            quota_bytes: 1 << 30,
-        },
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreConfig::new(1 << 30)).unwrap();
     fill(&store);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

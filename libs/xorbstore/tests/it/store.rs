@@ -15,7 +15,7 @@ use crate::common::{make_xorb, TestXorb};
 const BIG: u64 = 1 << 40;
 
 fn open(dir: &Path, quota: u64) -> Store {
-    Store::open(dir, StoreConfig { quota_bytes: quota }).expect("open store")
+    Store::open(dir, StoreConfig::new(quota)).expect("open store")
 }
 
 fn files(dir: &Path, suffix: &str) -> Vec<String> {
@@ -738,4 +738,178 @@ fn remove_drops_overlapping_ranges_from_disk_and_index_and_survives_restart() {
     // The range can be stored again.
     insert_range(&s, &x, 4..8).unwrap();
     assert_eq!(&*s.get(&x.hash(), 4..8).unwrap(), x.bytes(4..8));
+}
+
+/// Writes chunks `r` of `x`, decoded, into a "blob" at `offset` (after some other bytes).
+fn write_blob(
+    dir: &Path,
+    x: &TestXorb,
+    r: std::ops::Range<u32>,
+    offset: usize,
+) -> std::path::PathBuf {
+    let mut blob = vec![0xEEu8; offset];
+    blob.extend_from_slice(&x.raw(r));
+    blob.extend_from_slice(b"tail");
+    let path = std::path::absolute(dir.join("blob")).unwrap();
+    std::fs::write(&path, blob).unwrap();
+    path
+}
+
+fn lens(x: &TestXorb, r: std::ops::Range<u32>) -> Vec<u32> {
+    x.chunks[r.start as usize..r.end as usize]
+        .iter()
+        .map(|c| c.len() as u32)
+        .collect()
+}
+
+#[test]
+fn blob_references_serve_uncompressed_records_of_the_blob_bytes_and_survive_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = make_xorb(21, 10, 20_000);
+    let blob = write_blob(tmp.path(), &x, 2..9, 1000);
+    let s = open(tmp.path(), BIG);
+    let out = s
+        .insert_blob_ref(
+            &x.hash(),
+            2..9,
+            &x.hashes(2..9),
+            &lens(&x, 2..9),
+            &blob,
+            1000,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        InsertOutcome::Stored {
+            level: VerificationLevel::FileVerified
+        }
+    );
+    assert_eq!(files(tmp.path(), ".xrb").len(), 1);
+    assert!(files(tmp.path(), ".xr").is_empty(), "no copy of the bytes");
+    let check = |s: &Store| {
+        for (a, b) in [(2, 9), (2, 3), (4, 7), (8, 9)] {
+            let v = s.get(&x.hash(), a..b).expect("held");
+            assert!(v.is_blob_reference());
+            assert_eq!(v.chunk_hashes(), x.hashes(a..b).as_slice());
+            assert_eq!(v.level(), VerificationLevel::FileVerified);
+            assert_eq!(*v.record_ends().last().unwrap() as usize, v.len());
+            // Real chunk records: they verify as the range and decode to the chunks.
+            let meta = xorbstore::verify_range(
+                &x.hash(),
+                a..b,
+                &v,
+                &Expectation::with_chunk_hashes(x.hashes(a..b)),
+            )
+            .expect("records verify");
+            assert_eq!(meta.record_ends, v.record_ends());
+            let mut raw = Vec::new();
+            v.decode(&mut raw).unwrap();
+            assert_eq!(raw, x.raw(a..b));
+            let sub = v.slice(a + 1..b).map(|w| w.to_vec());
+            if b > a + 1 {
+                let mut want = Vec::new();
+                s.get(&x.hash(), a + 1..b)
+                    .unwrap()
+                    .decode(&mut want)
+                    .unwrap();
+                let mut got = Vec::new();
+                xet::chunk::decode_records(&sub.unwrap(), &mut got).unwrap();
+                assert_eq!(got, want);
+            }
+        }
+        let cover = s.get_cover(&x.hash(), 3..8).expect("covered");
+        assert_eq!(cover.len(), 1);
+        assert!(s.get(&x.hash(), 1..3).is_none());
+    };
+    check(&s);
+    assert!(
+        s.stats().disk_bytes < 4096,
+        "a reference costs its own bytes only"
+    );
+    drop(s);
+    let s = open(tmp.path(), BIG);
+    assert_eq!(s.stats().ranges, 1);
+    check(&s);
+    // An inline insert of the same range is already held (FileVerified is the top level).
+    let inline = s
+        .insert(&x.hash(), 2..9, x.bytes(2..9), &Expectation::structural())
+        .unwrap();
+    assert_eq!(
+        inline,
+        InsertOutcome::AlreadyHeld {
+            level: VerificationLevel::FileVerified
+        }
+    );
+}
+
+#[test]
+fn blob_references_to_a_blob_that_shrank_or_went_are_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = make_xorb(22, 6, 10_000);
+    let blob = write_blob(tmp.path(), &x, 0..6, 0);
+    let s = open(tmp.path(), BIG);
+    s.insert_blob_ref(&x.hash(), 0..6, &x.hashes(0..6), &lens(&x, 0..6), &blob, 0)
+        .unwrap();
+    // Shrunk under a running store: the read fails cleanly and the range is dropped.
+    let f = std::fs::OpenOptions::new().write(true).open(&blob).unwrap();
+    f.set_len(100).unwrap();
+    assert!(s.get(&x.hash(), 0..6).is_none());
+    assert!(s.get_cover(&x.hash(), 0..6).is_none());
+    assert_eq!(s.stats().ranges, 0);
+    assert!(
+        files(tmp.path(), ".xrb").is_empty(),
+        "the reference file is deleted"
+    );
+    // Gone between runs: dropped at open.
+    let blob = write_blob(tmp.path(), &x, 0..6, 0);
+    s.insert_blob_ref(&x.hash(), 0..6, &x.hashes(0..6), &lens(&x, 0..6), &blob, 0)
+        .unwrap();
+    drop(s);
+    std::fs::remove_file(&blob).unwrap();
+    let s = open(tmp.path(), BIG);
+    assert_eq!(s.stats().ranges, 0);
+    assert!(files(tmp.path(), ".xrb").is_empty());
+}
+
+#[test]
+fn blob_references_refuse_inconsistent_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = make_xorb(23, 4, 10_000);
+    let blob = write_blob(tmp.path(), &x, 0..4, 0);
+    let s = open(tmp.path(), BIG);
+    let h = x.hashes(0..4);
+    let l = lens(&x, 0..4);
+    let refused = |r: Result<InsertOutcome, StoreError>| {
+        assert!(matches!(r, Err(StoreError::Verify(_))), "{r:?}");
+    };
+    refused(s.insert_blob_ref(&x.hash(), 0..4, &h[..3], &l, &blob, 0));
+    refused(s.insert_blob_ref(&x.hash(), 0..4, &h, &l[..3], &blob, 0));
+    refused(s.insert_blob_ref(&x.hash(), 0..4, &h, &l, &blob, 10)); // past the blob's end
+    refused(s.insert_blob_ref(&x.hash(), 0..4, &h, &l, Path::new("relative/blob"), 0));
+    refused(s.insert_blob_ref(&x.hash(), 0..4, &h, &[0, 1, 2, 3], &blob, 0)); // empty chunk
+    assert!(s
+        .insert_blob_ref(&x.hash(), 0..4, &h, &l, &tmp.path().join("missing"), 0)
+        .is_err());
+    assert_eq!(s.stats().ranges, 0);
+    assert!(files(tmp.path(), ".xrb").is_empty());
+}
+
+#[test]
+fn corrupt_blob_references_are_deleted_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = make_xorb(24, 4, 10_000);
+    let blob = write_blob(tmp.path(), &x, 0..4, 0);
+    let s = open(tmp.path(), BIG);
+    s.insert_blob_ref(&x.hash(), 0..4, &x.hashes(0..4), &lens(&x, 0..4), &blob, 0)
+        .unwrap();
+    drop(s);
+    let name = files(tmp.path(), ".xrb").pop().unwrap();
+    let path = tmp.path().join(STORE_DIR).join(name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 40;
+    bytes[last] ^= 1; // inside the blob path
+    std::fs::write(&path, bytes).unwrap();
+    let s = open(tmp.path(), BIG);
+    assert_eq!(s.stats().ranges, 0);
+    assert!(files(tmp.path(), ".xrb").is_empty());
 }
