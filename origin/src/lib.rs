@@ -106,6 +106,9 @@ pub async fn run(
     })
     .workers(workers)
     .disable_signals()
+    // Stop waits for open connections this long at most (idle keep-alive ones included), so
+    // SIGTERM ends the process within seconds rather than actix's default 30.
+    .shutdown_timeout(3)
     .listen(listener)
     .context("listening")?
     .run();

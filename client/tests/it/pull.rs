@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -16,18 +16,6 @@ use sha2::{Digest, Sha256};
 use crate::common::{python, splitmix_data};
 
 const REPO: &str = "acme/tiny";
-
-/// A sibling binary of `zest` (same target folder). Fails clearly when it was not built.
-fn sibling(name: &str) -> PathBuf {
-    let zest = Path::new(env!("CARGO_BIN_EXE_zest"));
-    let p = zest.parent().expect("bin dir").join(name);
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --workspace` first (the pull tests start the real {name})",
-        p.display()
-    );
-    p
-}
 
 fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -88,134 +76,45 @@ fn rand_u32() -> u32 {
     h.finish() as u32
 }
 
-/// A child process that dies with the test (killed on drop).
-struct Proc {
-    child: Child,
-    _stdin: Option<ChildStdin>,
-    pub addr: String,
+/// A service the test started (`zest_testkit`), by its `host:port`; killed on drop.
+struct Server {
+    proc: zest_testkit::Proc,
+    addr: String,
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_origin(extra: &[&str]) -> Proc {
+fn start_origin(extra: &[&str]) -> Server {
     let f = fixture();
-    let state = tempdir_path("origin-state");
-    let mut child = Command::new(sibling("zest-origin"))
-        .arg("--root")
-        .arg(&f.root)
-        .arg("--state-dir")
-        .arg(&state)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--exit-on-stdin-eof",
-        ])
-        .args(["--workers", "2", "--tree-page-size", "2"])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zest-origin");
-    let stdin = child.stdin.take();
-    let addr = wait_for_line(child.stderr.take().expect("stderr"), "zest-origin ready");
-    Proc {
-        child,
-        _stdin: stdin,
-        addr,
+    let args: Vec<&str> = ["--tree-page-size", "2"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let o = zest_testkit::Origin::start(&f.root, &tempdir_path("origin-state"), &args);
+    Server {
+        addr: o.base.trim_start_matches("http://").to_string(),
+        proc: o.proc,
     }
 }
 
-/// Reads JSON log lines until one has `message == msg`; returns its `addr` field.
-fn wait_for_line(stderr: impl Read + Send + 'static, msg: &'static str) -> String {
-    wait_for_fields(stderr, msg)["addr"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Reads JSON log lines until one has `message == msg`; returns its `fields`.
-fn wait_for_fields(stderr: impl Read + Send + 'static, msg: &'static str) -> serde_json::Value {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["fields"]["message"] == msg {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send(v["fields"].clone());
-                    }
-                }
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|_| panic!("no {msg:?} log line"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn start_tracker() -> Proc {
-    let port = free_port();
-    let child = Command::new(sibling("zest-tracker"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-auth"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn zest-tracker");
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(&addr, "/healthz").is_none() {
-        assert!(Instant::now() < deadline, "zest-tracker did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc {
-        child,
-        _stdin: None,
-        addr,
+fn start_tracker() -> Server {
+    let t = zest_testkit::Tracker::start(&[]);
+    Server {
+        addr: t.base.trim_start_matches("http://").to_string(),
+        proc: t.proc,
     }
 }
 
-/// Minimal HTTP/1.0 GET; the body on 200.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_string())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+/// `zest seed` run by `cmd` (with `--log-json`), once it is ready.
+fn start_seed(mut cmd: Command) -> Server {
+    cmd.env("RUST_LOG", "info");
+    let proc = zest_testkit::Proc::spawn("zest seed", cmd, "zest seed ready");
+    Server {
+        addr: proc.field("addr"),
+        proc: proc,
+    }
 }
 
-fn metric(origin: &Proc, name: &str) -> f64 {
-    let text = http_get(&origin.addr, "/metrics").expect("metrics");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|r| r.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
+fn metric(origin: &Server, name: &str) -> f64 {
+    zest_testkit::metric(&origin.addr, name)
 }
 
 /// One client's folders.
@@ -371,36 +270,23 @@ fn second_pull_with_a_seeding_peer_takes_no_xorb_bytes_from_the_origin() {
     assert!(bytes(&s, "upstream") > 0);
     a.assert_identical();
 
-    let mut seed = a
-        .command(
-            &origin.addr,
-            Some(&tracker.addr),
-            &[
-                "--log-json",
-                "seed",
-                "--listen",
-                "127.0.0.1:0",
-                "--peer-id",
-                "seed-a",
-                "--announce-secs",
-                "1",
-            ],
-        )
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zest seed");
-    let stderr = seed.stderr.take().expect("stderr");
-    let _seed = Proc {
-        child: seed,
-        _stdin: None,
-        addr: wait_for_line(stderr, "zest seed ready"),
-    };
+    let _seed = start_seed(a.command(
+        &origin.addr,
+        Some(&tracker.addr),
+        &[
+            "--log-json",
+            "seed",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer-id",
+            "seed-a",
+            "--announce-secs",
+            "1",
+        ],
+    ));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let peers = http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
+        let peers = zest_testkit::http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
         if peers.contains("seed-a") && !peers.contains("\"held_xorbs\":0") {
             break;
         }
@@ -426,7 +312,7 @@ fn second_pull_with_a_seeding_peer_takes_no_xorb_bytes_from_the_origin() {
 
     // Upstream unreachable: the tracker's manifest and the seed still serve the Xet files.
     let c = Client::new("seed-c");
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.1:{}", zest_testkit::free_port());
     let s = c
         .pull(
             &dead,
@@ -574,33 +460,20 @@ fn a_peer_serving_corrupt_bytes_is_avoided_and_files_are_right() {
     let a = Client::new("bad-a");
     a.pull(&origin.addr, Some(&tracker.addr), &[])
         .expect("first pull");
-    let mut seed = a
-        .command(
-            &origin.addr,
-            Some(&tracker.addr),
-            &[
-                "--log-json",
-                "seed",
-                "--listen",
-                "127.0.0.1:0",
-                "--peer-id",
-                "bad-seed",
-            ],
-        )
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zest seed");
-    let stderr = seed.stderr.take().expect("stderr");
-    let _seed = Proc {
-        child: seed,
-        _stdin: None,
-        addr: wait_for_line(stderr, "zest seed ready"),
-    };
+    let _seed = start_seed(a.command(
+        &origin.addr,
+        Some(&tracker.addr),
+        &[
+            "--log-json",
+            "seed",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer-id",
+            "bad-seed",
+        ],
+    ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_get(&tracker.addr, "/v1/peers")
+    while !zest_testkit::http_get(&tracker.addr, "/v1/peers")
         .unwrap_or_default()
         .contains("bad-seed")
     {
@@ -641,7 +514,7 @@ impl Edge {
             &["--tracker", &format!("http://{tracker}"), "--peer-id", id],
         );
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !http_get(tracker, "/v1/peers")
+        while !zest_testkit::http_get(tracker, "/v1/peers")
             .unwrap_or_default()
             .contains(id)
         {
@@ -710,7 +583,7 @@ fn with_an_edge_only_the_first_pull_takes_xorb_bytes_from_the_origin() {
 #[test]
 fn tracker_down_the_pull_goes_upstream_with_a_warning() {
     let origin = start_origin(&[]);
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.1:{}", zest_testkit::free_port());
     let c = Client::new("tracker-down");
     let out = c
         .command(&origin.addr, Some(&dead), &["pull", REPO, "--json"])
@@ -808,4 +681,65 @@ fn cas_answering_429_and_500_succeeds_with_bounded_retries_or_fails_clearly() {
             c.assert_nothing_wrong();
         }
     }
+}
+
+#[test]
+fn a_peer_that_stops_answering_is_dropped_and_the_pull_completes() {
+    let origin = start_origin(&[]);
+    let tracker = start_tracker();
+    let a = Client::new("silent-a");
+    a.pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("first pull");
+    let seed = start_seed(a.command(
+        &origin.addr,
+        Some(&tracker.addr),
+        &[
+            "--log-json",
+            "seed",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer-id",
+            "silent-seed",
+        ],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let peers = zest_testkit::http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
+        if peers.contains("silent-seed") && !peers.contains("\"held_xorbs\":0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the seed never announced: {peers}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Stopped, not dead: the kernel still accepts its connections, nothing ever answers.
+    let pid = seed.proc.pid().to_string();
+    let stop = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    stop("-STOP");
+    let b = Client::new("silent-b");
+    let started = Instant::now();
+    let s = b.pull(&origin.addr, Some(&tracker.addr), &[]);
+    stop("-CONT");
+    let s = s.expect("pull past a silent peer");
+    eprintln!("summary: {s}");
+    b.assert_identical();
+    assert!(
+        bytes(&s, "upstream") > 0 && bytes(&s, "peers") == 0,
+        "the silent peer's ranges came from upstream: {s}"
+    );
+    // It was asked (it holds every range) and upstream was raced against it.
+    assert!(s["hedges"].as_u64().expect("hedges") > 0, "{s}");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
 }
