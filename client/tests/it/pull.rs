@@ -109,7 +109,7 @@ fn start_seed(mut cmd: Command) -> Server {
     let proc = zest_testkit::Proc::spawn("zest seed", cmd, "zest seed ready");
     Server {
         addr: proc.field("addr"),
-        proc: proc,
+        proc,
     }
 }
 
