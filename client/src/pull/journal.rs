@@ -100,7 +100,8 @@ pub fn read(path: &Path) -> Vec<Entry> {
     decode(&bytes)
 }
 
-fn decode(bytes: &[u8]) -> Vec<Entry> {
+/// The records of journal bytes, up to the first torn or damaged one.
+pub fn decode(bytes: &[u8]) -> Vec<Entry> {
     let mut out = Vec::new();
     let Some(mut rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
         return out;
