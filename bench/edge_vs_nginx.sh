@@ -13,8 +13,8 @@
 #    127.0.0.1, sendfile on);
 # 4. ROUNDS times, in rotating order: CLIENTS concurrent clients, each fetching FETCHES ranges
 #    over one kept-alive connection, from nginx (HTTP Range on the file), from the edge over HTTP
-#    (Range on the rewritten xorb URL) and from the edge over the peer wire protocol; the same
-#    client code is used for nginx and the edge's HTTP;
+#    (Range on the rewritten xorb URL, which points at the edge's data port: sendfile) and from the
+#    edge over the peer wire protocol; the same client code is used for nginx and the edge's HTTP;
 # 5. samples the edge's memory (/proc/PID/status) every 0.1 s throughout and prints a Markdown
 #    table: median throughput per target, ratios to nginx, and the edge's memory.
 #
@@ -98,9 +98,10 @@ RUST_LOG=warn "$ORIGIN_BIN" --root "$WORK/models" --listen "127.0.0.1:$ORIGIN_PO
 ORIGIN_PID=$!
 wait_http "http://127.0.0.1:$ORIGIN_PORT/healthz" zest-origin
 
-EDGE_PORT="$(free_port)"; PEER_PORT="$(free_port)"
+EDGE_PORT="$(free_port)"; PEER_PORT="$(free_port)"; DATA_PORT="$(free_port)"
 EDGE_ARGS=(--cache-dir "$WORK/edge-cache" --upstream "http://127.0.0.1:$ORIGIN_PORT"
-  --listen-http "127.0.0.1:$EDGE_PORT" --listen-peer "127.0.0.1:$PEER_PORT")
+  --listen-http "127.0.0.1:$EDGE_PORT" --listen-peer "127.0.0.1:$PEER_PORT"
+  --listen-data "127.0.0.1:$DATA_PORT")
 [ -n "$EDGE_WORKERS" ] && EDGE_ARGS+=(--workers "$EDGE_WORKERS")
 RUST_LOG=warn "$EDGE_BIN" "${EDGE_ARGS[@]}" >"$WORK/edge.log" 2>&1 &
 EDGE_PID=$!
@@ -211,7 +212,7 @@ cat <<EOF
 | target | GB/s per round | median GB/s | ratio to nginx |
 | --- | --- | --- | --- |
 | nginx (sendfile, Range on plain files) | ${SAMPLES[nginx]}| $MN | 1.00 |
-| zest-edge HTTP (rewritten xorb URL + Range) | ${SAMPLES[http]}| $MH | $(ratio "$MH" "$MN") |
+| zest-edge data port (sendfile; rewritten xorb URL + Range) | ${SAMPLES[http]}| $MH | $(ratio "$MH" "$MN") |
 | zest-edge wire protocol (PeerClient) | ${SAMPLES[wire]}| $MW | $(ratio "$MW" "$MN") |
 
 | edge memory | VmRSS | RssAnon (heap, copies) | RssFile (mapped page cache) |

@@ -287,13 +287,14 @@ def start_fleet(origin_url, tag):
         env=dict(os.environ, RUST_LOG="warn"))
     procs.append(("tracker", p))
     wait_http(tracker + "/healthz", p, "zest-tracker")
-    hport, pport = free_port(), free_port()
+    hport, pport, dport = free_port(), free_port(), free_port()
     edge_dir = os.path.join(WORK, f"edge-{tag}")
     shutil.rmtree(edge_dir, ignore_errors=True)
     e = subprocess.Popen(
         [os.path.join(BIN, "zest-edge"), "--cache-dir", edge_dir, "--cache-size", "20G",
          "--upstream", origin_url, "--tracker", tracker,
          "--listen-http", f"127.0.0.1:{hport}", "--listen-peer", f"127.0.0.1:{pport}",
+         "--listen-data", f"127.0.0.1:{dport}",
          "--peer-id", "edge-1", "--exit-on-stdin-eof"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(LOGS, f"edge-{tag}.log"), "w"),

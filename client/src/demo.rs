@@ -244,12 +244,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         let http = format!("127.0.0.1:{}", free_port()?);
         let peer = format!("127.0.0.1:{}", free_port()?);
+        let data = format!("127.0.0.1:{}", free_port()?);
         let started = Command::new(bin("zest-edge"))
             .arg("--cache-dir")
             .arg(work.join("edge"))
             .args(["--upstream", &format!("http://{origin_addr}")])
             .args(["--tracker", &format!("http://{tracker_addr}")])
             .args(["--listen-http", &http, "--listen-peer", &peer])
+            .args(["--listen-data", &data])
             .args(["--peer-id", "edge-1", "--exit-on-stdin-eof"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())

@@ -43,6 +43,10 @@ pub struct Config {
     /// HTTP address (cache-proxy, /v1/warm, /metrics, /healthz).
     #[arg(long, env = "ZEST_EDGE_LISTEN_HTTP", default_value = "127.0.0.1:8081")]
     pub listen_http: SocketAddr,
+    /// Data address: xorb ranges only (`/xorb/...`), served with `sendfile(2)` straight from
+    /// the store's files. Rewritten reconstructions point their xorb URLs here.
+    #[arg(long, env = "ZEST_EDGE_LISTEN_DATA", default_value = "127.0.0.1:8082")]
+    pub listen_data: SocketAddr,
     /// Peer wire-protocol address.
     #[arg(long, env = "ZEST_EDGE_LISTEN_PEER", default_value = "127.0.0.1:7071")]
     pub listen_peer: SocketAddr,
@@ -56,6 +60,11 @@ pub struct Config {
     /// `http://<listen-http>`.
     #[arg(long, env = "ZEST_EDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// URL clients reach this edge's data port at (the base of the xorb URLs handed out);
+    /// default: the scheme and host of `--public-url` with the bound data port, or
+    /// `http://<listen-data>` without `--public-url`.
+    #[arg(long, env = "ZEST_EDGE_PUBLIC_DATA_URL")]
+    pub public_data_url: Option<String>,
     /// `host:port` announced to the tracker for the peer port; default the bound peer address.
     #[arg(long, env = "ZEST_EDGE_PEER_ADDR")]
     pub peer_addr: Option<String>,
@@ -94,6 +103,24 @@ impl Config {
     }
 }
 
+/// The default data URL: `public_url`'s scheme and host with port `data_port`, or
+/// `http://{data_addr}` without a public URL.
+pub fn default_data_url(public_url: Option<&str>, data_addr: SocketAddr) -> Result<String, String> {
+    let Some(p) = public_url else {
+        return Ok(format!("http://{data_addr}"));
+    };
+    let mut u = url::Url::parse(p).map_err(|e| format!("--public-url {p:?}: {e}"))?;
+    if u.host_str().is_none() {
+        return Err(format!("--public-url {p:?} has no host"));
+    }
+    u.set_port(Some(data_addr.port()))
+        .map_err(|()| format!("--public-url {p:?} cannot take a port"))?;
+    u.set_path("");
+    u.set_query(None);
+    u.set_fragment(None);
+    Ok(u.as_str().trim_end_matches('/').to_string())
+}
+
 /// Parses `123`, `10K`, `64M`, `10G`, `1T` (powers of 1024; an optional trailing `B` or `iB`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -128,5 +155,23 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2 << 30));
         assert!(parse_size("x").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn data_url_defaults_to_the_public_host_with_the_data_port() {
+        let data: SocketAddr = "0.0.0.0:8082".parse().expect("addr");
+        assert_eq!(
+            default_data_url(Some("https://edge-1.lan:8081/base/"), data).as_deref(),
+            Ok("https://edge-1.lan:8082")
+        );
+        assert_eq!(
+            default_data_url(Some("http://edge-1.lan"), data).as_deref(),
+            Ok("http://edge-1.lan:8082")
+        );
+        assert_eq!(
+            default_data_url(None, "127.0.0.1:9000".parse().expect("addr")).as_deref(),
+            Ok("http://127.0.0.1:9000")
+        );
+        assert!(default_data_url(Some("not a url"), data).is_err());
     }
 }

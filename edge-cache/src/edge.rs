@@ -61,6 +61,8 @@ pub struct Edge {
     pub signer: UrlSigner,
     /// Base URL clients reach us at, no trailing slash.
     pub public_url: String,
+    /// Base URL of the data port (xorb URLs), no trailing slash.
+    pub public_data_url: String,
     /// Upstream hub base, no trailing slash.
     pub upstream: String,
     pub tracker: Option<Tracker>,
@@ -78,6 +80,7 @@ impl Edge {
         metrics: Metrics,
         signer: UrlSigner,
         public_url: String,
+        public_data_url: String,
         upstream: String,
         tracker: Option<Tracker>,
         peer_id: String,
@@ -101,6 +104,7 @@ impl Edge {
             metrics,
             signer,
             public_url: public_url.trim_end_matches('/').to_string(),
+            public_data_url: public_data_url.trim_end_matches('/').to_string(),
             upstream: upstream.trim_end_matches('/').to_string(),
             tracker,
             peer_id,

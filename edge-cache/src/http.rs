@@ -1,6 +1,7 @@
 //! The HTTP side of the edge: the Hugging Face cache-proxy (hub calls forwarded with the
-//! client's own credentials, CAS URLs and xorb URLs rewritten to point here, xorb ranges served
-//! from the store), `POST /v1/warm`, `/metrics` and `/healthz`. Only this module knows actix.
+//! client's own credentials, CAS URLs rewritten to point here and xorb URLs to the data port,
+//! xorb ranges also served here for URLs handed out before the data port), `POST /v1/warm`,
+//! `/metrics` and `/healthz`. Only this module knows actix; the data port is `data.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,10 +13,10 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseErr
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
-use xet::cas::{parse_range_header, ByteRange, ReconstructionV1, ReconstructionV2};
+use xet::cas::{ByteRange, ReconstructionV1, ReconstructionV2};
 use xet::MerkleHash;
 
-use crate::edge::{read_bounded, Edge, Entry, FileError, MAX_JSON_BYTES};
+use crate::edge::{read_bounded, Edge, FileError, MAX_JSON_BYTES};
 use crate::urls::{UrlRange, XorbUrl};
 
 /// Most bytes of a request body forwarded upstream.
@@ -360,7 +361,13 @@ async fn cas(
         .body(out))
 }
 
-/// Every `url` of `rec` replaced by an edge xorb URL carrying the ranges and the signed URL.
+/// Longest path and query of a xorb URL pointed at the data port: its request head must fit
+/// [`crate::data::MAX_HEAD_BYTES`] with room for the other headers. Longer ones (many ranges,
+/// a very long upstream URL) point at the HTTP port, which serves the same URLs.
+pub const MAX_DATA_PATH_LEN: usize = 12 << 10;
+
+/// Every `url` of `rec` replaced by an edge xorb URL carrying the ranges and the signed URL, on
+/// the data port (the HTTP port when the URL would be too long for the data port's heads).
 pub fn rewrite_reconstruction(edge: &Edge, mut rec: ReconstructionV2) -> ReconstructionV2 {
     for (xorb, fetches) in rec.xorbs.iter_mut() {
         for f in fetches.iter_mut() {
@@ -376,7 +383,13 @@ pub fn rewrite_reconstruction(edge: &Edge, mut rec: ReconstructionV2) -> Reconst
                     })
                     .collect(),
             };
-            f.url = format!("{}{}", edge.public_url, edge.signer.xorb_path(&x));
+            let path = edge.signer.xorb_path(&x);
+            let base = if path.len() <= MAX_DATA_PATH_LEN {
+                &edge.public_data_url
+            } else {
+                &edge.public_url
+            };
+            f.url = format!("{base}{path}");
         }
     }
     rec
@@ -399,65 +412,33 @@ fn pieces_of(
     }))
 }
 
-/// GET of a rewritten xorb URL: the asked byte ranges, from the store or fetched once.
+/// GET of a rewritten xorb URL: the asked byte ranges, from the store or fetched once. Xorb URLs
+/// now point at the data port (`data.rs`); this route keeps older URLs working.
 async fn xorb(
     edge: web::Data<Arc<Edge>>,
     req: HttpRequest,
     hash: web::Path<String>,
 ) -> Result<HttpResponse> {
     let started = Instant::now();
-    let x = edge
-        .signer
-        .decode_xorb(&hash, req.uri().query().unwrap_or(""))
-        .map_err(|e| HttpError::new(StatusCode::FORBIDDEN, e))?;
-    let asked: Vec<ByteRange> = match req.headers().get("range").map(|v| v.to_str()) {
-        Some(Ok(v)) => parse_range_header(v, None)
-            .map_err(|e| HttpError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string()))?,
-        Some(Err(_)) => return Err(HttpError::new(StatusCode::BAD_REQUEST, "bad Range")),
-        None if x.ranges.len() == 1 => vec![x.ranges[0].bytes],
-        None => return Err(HttpError::new(StatusCode::BAD_REQUEST, "Range required")),
-    };
-    let mut parts: Vec<(ByteRange, Bytes)> = Vec::with_capacity(asked.len());
-    for want in asked {
-        let r = x
-            .ranges
-            .iter()
-            .find(|r| r.bytes.start <= want.start && want.start <= r.bytes.end)
-            .ok_or_else(|| {
+    let range = req
+        .headers()
+        .get("range")
+        .map(|v| v.to_str().map_err(|_| ()));
+    let mut parts: Vec<(ByteRange, Bytes)> =
+        crate::data::resolve(&edge, &hash, req.uri().query().unwrap_or(""), range)
+            .await
+            .map_err(|e| {
                 HttpError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range outside the signed ranges",
+                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    e.message,
                 )
-            })?;
-        let end = want.end.min(r.bytes.end);
-        if want.end != u64::MAX && want.end > r.bytes.end {
-            return Err(HttpError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range crosses signed ranges",
-            ));
-        }
-        let entry = Entry {
-            xorb: x.xorb,
-            chunks: r.chunks,
-            bytes: r.bytes,
-            url: x.upstream.clone(),
-        };
-        let view = edge.get_entry(&entry).await.map_err(|e| {
-            tracing::warn!(xorb = %x.xorb, error = %e, "xorb range unavailable");
-            HttpError::bad_gateway(e.to_string())
-        })?;
-        if view.len() as u64 != r.bytes.len() {
-            return Err(HttpError::bad_gateway(format!(
-                "stored range is {} bytes, the URL says {}",
-                view.len(),
-                r.bytes.len()
-            )));
-        }
-        let off = (want.start - r.bytes.start) as usize;
-        let len = (end - want.start + 1) as usize;
-        let bytes = view.into_bytes().slice(off..off + len);
-        parts.push((ByteRange::new(want.start, end), bytes));
-    }
+            })?
+            .into_iter()
+            .map(|p| {
+                let bytes = p.view.into_bytes().slice(p.offset..p.offset + p.len);
+                (p.range, bytes)
+            })
+            .collect();
     let total: u64 = parts.iter().map(|(_, b)| b.len() as u64).sum();
     edge.metrics
         .bytes_served

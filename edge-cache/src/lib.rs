@@ -4,6 +4,7 @@
 //! tracker. [`run`] takes bound listeners and a shutdown signal; the binary only parses flags.
 
 pub mod config;
+pub mod data;
 pub mod edge;
 pub mod http;
 pub mod metrics;
@@ -34,10 +35,12 @@ pub struct Listeners {
     pub http: std::net::TcpListener,
     /// Peer wire protocol.
     pub peer: tokio::net::TcpListener,
+    /// Data port: xorb ranges served with `sendfile(2)` ([`data`]).
+    pub data: tokio::net::TcpListener,
 }
 
 impl Listeners {
-    /// Binds both addresses of `config`.
+    /// Binds the HTTP, peer and data addresses of `config`.
     pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
         let http = std::net::TcpListener::bind(config.listen_http)
             .with_context(|| format!("binding {}", config.listen_http))?;
@@ -45,7 +48,10 @@ impl Listeners {
         let peer = tokio::net::TcpListener::bind(config.listen_peer)
             .await
             .with_context(|| format!("binding {}", config.listen_peer))?;
-        Ok(Listeners { http, peer })
+        let data = tokio::net::TcpListener::bind(config.listen_data)
+            .await
+            .with_context(|| format!("binding {}", config.listen_data))?;
+        Ok(Listeners { http, peer, data })
     }
 }
 
@@ -71,6 +77,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let http_addr = listeners.http.local_addr().context("http address")?;
     let peer_addr = listeners.peer.local_addr().context("peer address")?;
+    let data_addr = listeners.data.local_addr().context("data address")?;
     std::fs::create_dir_all(&config.cache_dir)
         .with_context(|| format!("creating {}", config.cache_dir.display()))?;
     let dir = config.cache_dir.clone();
@@ -84,6 +91,11 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
+    let public_data_url = match &config.public_data_url {
+        Some(u) => u.clone(),
+        None => config::default_data_url(config.public_url.as_deref(), data_addr)
+            .map_err(anyhow::Error::msg)?,
+    };
     let peer_id = config
         .peer_id
         .clone()
@@ -112,6 +124,7 @@ pub async fn run(
         metrics,
         UrlSigner::new(key),
         public_url.clone(),
+        public_data_url.clone(),
         config.upstream.clone(),
         tracker.clone(),
         peer_id.clone(),
@@ -142,6 +155,8 @@ pub async fn run(
         })
     };
 
+    let data_task = tokio::spawn(data::serve(listeners.data, edge.clone(), stop_rx.clone()));
+
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -169,7 +184,15 @@ pub async fn run(
     .listen(listeners.http)
     .context("listening")?
     .run();
-    tracing::info!(http = %http_addr, peer = %peer_addr, %public_url, upstream = %config.upstream, "zest-edge ready");
+    tracing::info!(
+        http = %http_addr,
+        peer = %peer_addr,
+        data = %data_addr,
+        %public_url,
+        %public_data_url,
+        upstream = %config.upstream,
+        "zest-edge ready"
+    );
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;
@@ -181,6 +204,10 @@ pub async fn run(
     match peer_task.await {
         Ok(r) => r.context("peer server")?,
         Err(e) => tracing::warn!(error = %e, "peer server task"),
+    }
+    match data_task.await {
+        Ok(r) => r.context("data server")?,
+        Err(e) => tracing::warn!(error = %e, "data server task"),
     }
     Ok(())
 }

@@ -153,6 +153,8 @@ pub fn metric(base: &str, series: &str) -> f64 {
 #[derive(Debug)]
 pub struct Edge {
     pub base: String,
+    /// `http://host:port` of the data port.
+    pub data_base: String,
     pub peer_addr: String,
     pub cache: PathBuf,
     proc: zest_testkit::Proc,
@@ -163,6 +165,7 @@ impl Edge {
         let e = zest_testkit::Edge::start(upstream, cache, extra);
         Edge {
             base: e.base,
+            data_base: e.data_base,
             peer_addr: e.peer_addr,
             cache: cache.to_path_buf(),
             proc: e.proc,

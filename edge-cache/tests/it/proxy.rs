@@ -32,6 +32,16 @@ fn hf_client_through_edge_is_byte_identical_and_second_download_takes_no_origin_
     assert!(edge.metric("zest_edge_hits_total") > 0.0);
     assert!(edge.metric("zest_edge_bytes_served_total{protocol=\"http\"}") > 0.0);
     assert!(edge.metric("zest_edge_file_verifications_total{outcome=\"ok\"}") >= 3.0);
+    // The client was handed xorb URLs on the data port (sendfile), and only those.
+    for path in ["model.safetensors", "a.bin", "sub/b.bin"] {
+        for r in ranges_of(&edge, path) {
+            assert!(
+                r.url.starts_with(&format!("{}/xorb/", edge.data_base)),
+                "{}",
+                r.url
+            );
+        }
+    }
 }
 
 #[test]
@@ -127,7 +137,7 @@ fn ten_concurrent_requests_for_a_cold_range_fetch_it_once() {
                     for k in keys {
                         for f in xorbs[k].as_array().expect("fetches") {
                             let url = f["url"].as_str().expect("url");
-                            assert!(url.starts_with(&edge.base), "{url}");
+                            assert!(url.starts_with(&edge.data_base), "{url}");
                             for r in f["ranges"].as_array().expect("ranges") {
                                 let (s, e) = (
                                     r["bytes"]["start"].as_u64().expect("s"),

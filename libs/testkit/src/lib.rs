@@ -317,12 +317,14 @@ impl Proc {
     }
 }
 
-/// A `zest-edge` with its HTTP and peer ports on loopback.
+/// A `zest-edge` with its HTTP, peer and data ports on loopback.
 #[derive(Debug)]
 pub struct Edge {
     pub proc: Proc,
     /// `http://host:port` of the cache-proxy.
     pub base: String,
+    /// `http://host:port` of the data port (xorb ranges, sendfile).
+    pub data_base: String,
     /// `host:port` of the peer (wire protocol) port.
     pub peer_addr: String,
 }
@@ -339,6 +341,8 @@ impl Edge {
                 "127.0.0.1:0",
                 "--listen-peer",
                 "127.0.0.1:0",
+                "--listen-data",
+                "127.0.0.1:0",
             ])
             .args([
                 "--log-format",
@@ -353,9 +357,11 @@ impl Edge {
         let proc = Proc::spawn("zest-edge", cmd, "zest-edge ready");
         let base = format!("http://{}", proc.field("http"));
         let peer_addr = proc.field("peer");
+        let data_base = format!("http://{}", proc.field("data"));
         Edge {
             proc,
             base,
+            data_base,
             peer_addr,
         }
     }

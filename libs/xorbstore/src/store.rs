@@ -16,7 +16,7 @@
 //! up the other process's files. Each process enforces the quota on what it knows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::{Deref, Range};
 use std::os::unix::fs::FileExt;
@@ -373,6 +373,18 @@ impl RangeView {
                 path: self.stored.path.clone(),
                 reason: e.to_string(),
             })
+    }
+
+    /// The open file holding the view's bytes, the offset of the first of them in it and their
+    /// length: what `sendfile(2)` needs to send them without copying through user space. The
+    /// file stays open (and its bytes unchanged, see `mmap.rs`) for as long as the view lives,
+    /// even if the range is evicted meanwhile.
+    pub fn file_segment(&self) -> (&File, u64, usize) {
+        (
+            self.stored.map.file(),
+            (self.stored.data_offset + self.start) as u64,
+            self.end - self.start,
+        )
     }
 
     /// The bytes as a [`Bytes`] that keeps the map alive (zero-copy; slicing it is free).

@@ -601,6 +601,38 @@ fn views_outlive_eviction() {
     assert_eq!(&bytes.slice(10..20)[..], &a.bytes(0..4)[10..20]);
 }
 
+/// The file segment a view names holds exactly the view's bytes (what the edge's data port
+/// sends with sendfile), for sub-ranges, after a restart and after the range is evicted.
+#[test]
+fn file_segments_hold_the_view_bytes_even_after_eviction() {
+    use std::os::unix::fs::FileExt;
+    fn segment(v: &xorbstore::RangeView) -> Vec<u8> {
+        let (file, offset, len) = v.file_segment();
+        let mut out = vec![0u8; len];
+        file.read_exact_at(&mut out, offset).unwrap();
+        out
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = make_xorb(510, 6, 16_000);
+    let b = make_xorb(511, 6, 16_000);
+    let one = max_size(&[a, b], 0..6);
+    let (a, b) = (make_xorb(510, 6, 16_000), make_xorb(511, 6, 16_000));
+    let s = open(tmp.path(), one + one / 2);
+    insert_range(&s, &a, 0..6).unwrap();
+    for (x, y) in [(0, 6), (0, 1), (2, 5), (5, 6)] {
+        let v = s.get(&a.hash(), x..y).unwrap();
+        assert_eq!(v.file_segment().2, v.len());
+        assert_eq!(segment(&v), a.bytes(x..y), "{x}..{y}");
+    }
+    drop(s);
+    let s = open(tmp.path(), one + one / 2);
+    let view = s.get(&a.hash(), 1..4).unwrap();
+    assert_eq!(segment(&view), a.bytes(1..4));
+    insert_range(&s, &b, 0..6).unwrap();
+    assert!(!s.contains(&a.hash(), 0..6), "evicted");
+    assert_eq!(segment(&view), a.bytes(1..4));
+}
+
 #[test]
 fn holdings_are_coalesced_per_xorb() {
     let tmp = tempfile::tempdir().unwrap();
