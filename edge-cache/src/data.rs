@@ -529,18 +529,23 @@ async fn write_all(sock: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends one part: `sendfile(2)` from the stored range file, or plain writes from the map when
-/// the kernel cannot (`EINVAL`, `ENOSYS`).
+/// Sends one part: `sendfile(2)` from the stored range file, or plain writes from the view when
+/// the kernel cannot (`EINVAL`, `ENOSYS`) or no file holds the records.
 async fn send_part(sock: &mut TcpStream, part: &Part) -> io::Result<()> {
-    let (file, file_offset, view_len) = part.view.file_segment();
-    if part.offset + part.len > view_len {
+    if part.offset + part.len > part.view.len() {
         return Err(io::Error::other("part outside its stored range"));
     }
-    let start = file_offset + part.offset as u64;
-    let sent = match send_file(sock, file, start, part.len).await {
-        Ok(()) => return Ok(()),
-        Err(SendFileError::Unsupported { sent }) => sent,
-        Err(SendFileError::Failed(e)) => return Err(e),
+    let sent = match part.view.file_segment() {
+        Some((file, file_offset, _)) => {
+            let start = file_offset + part.offset as u64;
+            match send_file(sock, file, start, part.len).await {
+                Ok(()) => return Ok(()),
+                Err(SendFileError::Unsupported { sent }) => sent,
+                Err(SendFileError::Failed(e)) => return Err(e),
+            }
+        }
+        // Records built in memory (a blob reference): nothing to send a file from.
+        None => 0,
     };
     for piece in part.bytes()[sent..].chunks(WRITE_PIECE) {
         write_all(sock, piece).await?;

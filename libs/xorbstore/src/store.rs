@@ -378,13 +378,17 @@ impl RangeView {
     /// The open file holding the view's bytes, the offset of the first of them in it and their
     /// length: what `sendfile(2)` needs to send them without copying through user space. The
     /// file stays open (and its bytes unchanged, see `mmap.rs`) for as long as the view lives,
-    /// even if the range is evicted meanwhile.
-    pub fn file_segment(&self) -> (&File, u64, usize) {
-        (
-            self.stored.map.file(),
-            (self.stored.data_offset + self.start) as u64,
-            self.end - self.start,
-        )
+    /// even if the range is evicted meanwhile. `None` for a blob reference, whose records are
+    /// built in memory (no file holds them).
+    pub fn file_segment(&self) -> Option<(&File, u64, usize)> {
+        match &self.stored.backing {
+            Backing::Inline { map, data_offset } => Some((
+                map.file(),
+                (data_offset + self.start) as u64,
+                self.end - self.start,
+            )),
+            Backing::Blob { .. } => None,
+        }
     }
 
     /// The bytes as a [`Bytes`] that keeps the map alive (zero-copy; slicing it is free).

@@ -607,7 +607,7 @@ fn views_outlive_eviction() {
 fn file_segments_hold_the_view_bytes_even_after_eviction() {
     use std::os::unix::fs::FileExt;
     fn segment(v: &xorbstore::RangeView) -> Vec<u8> {
-        let (file, offset, len) = v.file_segment();
+        let (file, offset, len) = v.file_segment().expect("an inline range");
         let mut out = vec![0u8; len];
         file.read_exact_at(&mut out, offset).unwrap();
         out
@@ -621,7 +621,7 @@ fn file_segments_hold_the_view_bytes_even_after_eviction() {
     insert_range(&s, &a, 0..6).unwrap();
     for (x, y) in [(0, 6), (0, 1), (2, 5), (5, 6)] {
         let v = s.get(&a.hash(), x..y).unwrap();
-        assert_eq!(v.file_segment().2, v.len());
+        assert_eq!(v.file_segment().expect("inline").2, v.len());
         assert_eq!(segment(&v), a.bytes(x..y), "{x}..{y}");
     }
     drop(s);
@@ -822,6 +822,7 @@ fn blob_references_serve_uncompressed_records_of_the_blob_bytes_and_survive_rest
         for (a, b) in [(2, 9), (2, 3), (4, 7), (8, 9)] {
             let v = s.get(&x.hash(), a..b).expect("held");
             assert!(v.is_blob_reference());
+            assert!(v.file_segment().is_none(), "no file holds built records");
             assert_eq!(v.chunk_hashes(), x.hashes(a..b).as_slice());
             assert_eq!(v.level(), VerificationLevel::FileVerified);
             assert_eq!(*v.record_ends().last().unwrap() as usize, v.len());
