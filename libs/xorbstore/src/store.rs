@@ -238,6 +238,15 @@ impl RangeView {
             })
     }
 
+    /// Where the view's bytes lie on disk: the open range file, the byte offset of the view's
+    /// first byte in that file, and the view's length. For `sendfile(2)` straight from the page
+    /// cache; the file is immutable at those offsets for as long as the view lives (it is only
+    /// ever renamed or unlinked, and unlinking keeps the open file readable).
+    pub fn file_segment(&self) -> (&std::fs::File, u64, usize) {
+        let offset = (self.stored.data_offset + self.start) as u64;
+        (self.stored.map.file(), offset, self.end - self.start)
+    }
+
     /// The bytes as a [`Bytes`] that keeps the map alive (zero-copy; slicing it is free).
     pub fn into_bytes(self) -> Bytes {
         Bytes::from_owner(self)
