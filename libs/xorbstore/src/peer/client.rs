@@ -85,6 +85,9 @@ struct Pending {
     body: Option<Vec<u8>>,
 }
 
+/// Pooled response buffers are allocated in multiples of this (untouched pages cost nothing).
+const POOL_ROUNDING: usize = 1 << 20;
+
 /// Response buffers to reuse: at most `max_idle`, each with a capacity of at most `max_len`.
 #[derive(Debug)]
 struct BufPool {
@@ -106,7 +109,13 @@ impl BufPool {
                 b.clear();
                 b
             }
-            None => Vec::with_capacity(len),
+            // Rounded up so that the next response, of a slightly different size, fits too.
+            None => Vec::with_capacity(
+                len.checked_next_multiple_of(POOL_ROUNDING)
+                    .unwrap_or(len)
+                    .min(self.max_len)
+                    .max(len),
+            ),
         }
     }
 
