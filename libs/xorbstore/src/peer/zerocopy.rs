@@ -59,6 +59,7 @@ pub(crate) async fn sendfile_all(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Write;
 

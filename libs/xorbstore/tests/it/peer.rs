@@ -730,7 +730,10 @@ async fn wrong_structural_range_is_refetched_when_hashes_disagree() {
 async fn large_ranges_are_byte_exact_through_partial_writes() {
     let x = make_xorb(21, 64, 100_000);
     let xh = x.hash();
-    assert!(x.bytes(0..64).len() > 2 << 20, "several pieces per response");
+    assert!(
+        x.bytes(0..64).len() > 2 << 20,
+        "several pieces per response"
+    );
     let srv = start_on(
         tiny_send_buffer_listener(),
         PeerServerConfig::new("edge-1", Role::Edge),
@@ -750,7 +753,15 @@ async fn large_ranges_are_byte_exact_through_partial_writes() {
         reads: 0,
     };
     let client = PeerClient::over(slow, client_config()).await.unwrap();
-    for (a, b) in [(0, 30), (30, 64), (0, 64), (1, 29), (7, 61), (29, 31), (63, 64)] {
+    for (a, b) in [
+        (0, 30),
+        (30, 64),
+        (0, 64),
+        (1, 29),
+        (7, 61),
+        (29, 31),
+        (63, 64),
+    ] {
         let got = client.fetch(&xh, a..b, None).await.unwrap();
         assert!(got[..] == *x.bytes(a..b), "range {a}..{b} differs");
     }
