@@ -4,6 +4,12 @@
 //! A background task reads frames, checks them with the protocol state machine and assembles
 //! each response (bounded by `max_response_len`). A request that times out is cancelled.
 //!
+//! Data payloads are read from the socket straight into the response buffer, which is allocated
+//! once at the DataHeader (its size checked against `max_response_len`). Response buffers come
+//! from a small per-connection pool: when the caller drops the returned [`Bytes`], its buffer
+//! goes back to the pool (up to [`PeerClientConfig::reuse_buffers`] are kept), so a client
+//! fetching range after range does not map, fault in and unmap a fresh buffer each time.
+//!
 //! The bytes returned are what the peer sent; verify them (e.g. [`crate::verify_range`]) before
 //! use. [`PeerClient::fetch_verified`] does that against an [`Expectation`].
 
@@ -41,6 +47,9 @@ pub struct PeerClientConfig {
     pub handshake_timeout: Duration,
     /// Default time for one whole response (overridable per request).
     pub request_timeout: Duration,
+    /// Response buffers kept for reuse once the caller has dropped the bytes returned (each is
+    /// at most `limits.max_response_len`); 0 frees every buffer.
+    pub reuse_buffers: usize,
 }
 
 impl PeerClientConfig {
@@ -53,6 +62,7 @@ impl PeerClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: wire::HANDSHAKE_TIMEOUT,
             request_timeout: wire::REQUEST_TIMEOUT,
+            reuse_buffers: 1,
         }
     }
 }
@@ -72,7 +82,77 @@ type Reply = oneshot::Sender<Result<Bytes, PeerError>>;
 
 struct Pending {
     reply: Reply,
-    body: Option<BytesMut>,
+    body: Option<Vec<u8>>,
+}
+
+/// Pooled response buffers are allocated in multiples of this (untouched pages cost nothing).
+const POOL_ROUNDING: usize = 1 << 20;
+
+/// Response buffers to reuse: at most `max_idle`, each with a capacity of at most `max_len`.
+#[derive(Debug)]
+struct BufPool {
+    idle: Mutex<Vec<Vec<u8>>>,
+    max_idle: usize,
+    max_len: usize,
+}
+
+impl BufPool {
+    /// An empty buffer with room for `len` bytes: a pooled one large enough, or a new one.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let fit = idle.iter().position(|b| b.capacity() >= len);
+            fit.map(|i| idle.swap_remove(i))
+        };
+        match reused {
+            Some(mut b) => {
+                b.clear();
+                b
+            }
+            // Rounded up so that the next response, of a slightly different size, fits too.
+            None => Vec::with_capacity(
+                len.checked_next_multiple_of(POOL_ROUNDING)
+                    .unwrap_or(len)
+                    .min(self.max_len)
+                    .max(len),
+            ),
+        }
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > self.max_len {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(buf);
+        } else if let Some(smallest) = idle.iter_mut().min_by_key(|b| b.capacity()) {
+            // Keep the largest buffers: they fit any response a smaller one fits.
+            if smallest.capacity() < buf.capacity() {
+                *smallest = buf;
+            }
+        }
+    }
+}
+
+/// A response body that returns its buffer to the pool when the last [`Bytes`] over it drops.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: std::sync::Weak<BufPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.put(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -86,9 +166,21 @@ struct Shared {
     close_reason: Mutex<Option<String>>,
     peer: Handshake,
     request_timeout: Duration,
+    pool: Arc<BufPool>,
 }
 
 impl Shared {
+    /// The finished response `body` as bytes whose buffer returns to the pool when dropped.
+    fn finish(&self, body: Vec<u8>) -> Bytes {
+        if self.pool.max_idle == 0 {
+            return Bytes::from(body);
+        }
+        Bytes::from_owner(Pooled {
+            buf: body,
+            pool: Arc::downgrade(&self.pool),
+        })
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -162,7 +254,9 @@ impl PeerClient {
             .map_err(|_| PeerError::Timeout("connect"))?
             .map_err(PeerError::io("connect"))?;
         let _ = stream.set_nodelay(true);
-        Self::over(stream, config).await
+        // Owned halves: no lock shared between the reader and writers, unlike a generic split.
+        let (rd, wr) = stream.into_split();
+        Self::over_halves(rd, wr, config).await
     }
 
     /// Connects over TLS (verifying the server as `server_name`) and exchanges Handshakes.
@@ -193,6 +287,19 @@ impl PeerClient {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        let (rd, wr) = tokio::io::split(stream);
+        Self::over_halves(rd, wr, config).await
+    }
+
+    async fn over_halves<R, W>(
+        mut rd: R,
+        mut wr: W,
+        config: PeerClientConfig,
+    ) -> Result<PeerClient, PeerError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         let hs = Handshake::new(
             config.peer_id.clone(),
             config.role,
@@ -200,7 +307,6 @@ impl PeerClient {
             &config.limits,
         );
         let mut conn = Connection::new(hs, config.limits);
-        let (mut rd, mut wr) = tokio::io::split(stream);
         let hs_frame = conn.handshake_frame();
         conn.on_send(&hs_frame)?;
         wr.write_all(&hs_frame.to_vec()?)
@@ -252,6 +358,11 @@ impl PeerClient {
             close_reason: Mutex::new(None),
             peer,
             request_timeout: config.request_timeout,
+            pool: Arc::new(BufPool {
+                idle: Mutex::new(Vec::new()),
+                max_idle: config.reuse_buffers,
+                max_len: usize::try_from(config.limits.max_response_len).unwrap_or(usize::MAX),
+            }),
         });
         let reader = tokio::spawn(read_loop(shared.clone(), rd, buf, max));
         Ok(PeerClient { shared, reader })
@@ -384,12 +495,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut buf: BytesMut,
     max: u32,
 ) {
+    // After a piece of a response still arriving, the next frame is most likely its next
+    // piece: read just that frame's fixed part, so its payload is read straight into the
+    // response instead of being buffered here and copied.
+    let mut expect_piece = false;
     let reason = loop {
         // A Data frame of a response we are assembling: its payload goes from the socket
         // straight into the response buffer (one copy, no frame buffering).
         match wire::decode_data_prefix(&buf, max) {
             Ok(Some(prefix)) => match read_data_direct(&shared, &mut rd, &mut buf, prefix).await {
-                Ok(true) => continue,
+                Ok(true) => {
+                    expect_piece = !prefix.last;
+                    continue;
+                }
                 Ok(false) => {}
                 Err(reason) => break reason,
             },
@@ -417,7 +535,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
         }
-        match rd.read_buf(&mut buf).await {
+        let read = if expect_piece && buf.len() < wire::DATA_PREFIX_LEN {
+            let want = wire::DATA_PREFIX_LEN - buf.len();
+            rd.read_buf(&mut (&mut buf).limit(want)).await
+        } else {
+            rd.read_buf(&mut buf).await
+        };
+        expect_piece = false;
+        match read {
             Ok(0) => break "closed by the server".to_string(),
             Ok(_) => {}
             Err(e) => break format!("read failed: {e}"),
@@ -468,6 +593,7 @@ async fn read_data_direct<R: AsyncRead + Unpin>(
     buf.advance(held);
     let mut left = prefix.payload_len - held;
     while left > 0 {
+        // Into the spare capacity (uninitialised, not zeroed first).
         let mut into = (&mut body).limit(left);
         match rd.read_buf(&mut into).await {
             Ok(0) => return Err("closed by the server".into()),
@@ -478,7 +604,7 @@ async fn read_data_direct<R: AsyncRead + Unpin>(
     let mut pending = shared.pending();
     if prefix.last {
         if let Some(p) = pending.remove(&prefix.request_id) {
-            let _ = p.reply.send(Ok(body.freeze()));
+            let _ = p.reply.send(Ok(shared.finish(body)));
         }
     } else if let Some(p) = pending.get_mut(&prefix.request_id) {
         p.body = Some(body);
@@ -509,7 +635,7 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
                         // the copies of growing the buffer. Pages are touched only as Data
                         // arrives.
                         let cap = usize::try_from(h.total_len).unwrap_or(0);
-                        p.body = Some(BytesMut::with_capacity(cap));
+                        p.body = Some(shared.pool.take(cap));
                     }
                 }
                 Frame::Data(d) => {
@@ -520,7 +646,7 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
                         }
                         if d.last {
                             if let Some(p) = pending.remove(&d.request_id) {
-                                let body = p.body.unwrap_or_default().freeze();
+                                let body = shared.finish(p.body.unwrap_or_default());
                                 let _ = p.reply.send(Ok(body));
                             }
                         }

@@ -1,6 +1,9 @@
 //! The peer server: accepts TCP (optionally TLS) connections, exchanges Handshakes, and answers
-//! Requests for any sub-range of what the store holds with a DataHeader and Data frames cut
-//! straight from the memory map (no copy of the range in user space), NotFound otherwise. With
+//! Requests for any sub-range of what the store holds with a DataHeader and Data frames,
+//! NotFound otherwise. On plain TCP (Linux) each Data payload goes from the stored range file to
+//! the socket with `sendfile(2)`, its small header sent just before with `MSG_MORE` so both leave
+//! in one segment; over TLS the payload is written from the memory map (encryption needs the
+//! bytes in user space anyway). With
 //! an [`UpstreamFetcher`], a Request for a missing range that carries a signed upstream URL is
 //! fetched once (coalesced with concurrent misses), verified, stored and then streamed.
 //!
@@ -23,7 +26,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -294,7 +297,10 @@ async fn accept_one(
                 let handshake =
                     tokio::time::timeout(ctx.config.handshake_timeout, acceptor.accept(stream));
                 match handshake.await {
-                    Ok(Ok(s)) => handle_connection(ctx.clone(), s, addr, stop).await,
+                    Ok(Ok(s)) => {
+                        let (rd, wr) = tokio::io::split(s);
+                        handle_connection(ctx.clone(), rd, wr, addr, stop).await
+                    }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => {
                         inc(&counters.timeouts);
@@ -302,7 +308,10 @@ async fn accept_one(
                     }
                 }
             }
-            None => handle_connection(ctx.clone(), stream, addr, stop).await,
+            None => {
+                let (rd, wr) = stream.into_split();
+                handle_connection(ctx.clone(), rd, wr, addr, stop).await
+            }
         }
     };
     run.instrument(span).await;
@@ -337,14 +346,33 @@ fn conn_error(code: ErrorCode, message: impl Into<String>) -> Frame {
     })
 }
 
-/// Runs one connection over any byte stream (TCP or TLS).
-async fn handle_connection<S>(
+/// The write half of a connection: any byte stream, and for plain TCP also the socket itself,
+/// for the zero-copy path.
+trait ConnWrite: AsyncWrite + Send + Unpin + 'static {
+    /// The socket to `sendfile` into, when the connection is plain TCP.
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ConnWrite for tokio::net::tcp::OwnedWriteHalf {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> ConnWrite for tokio::io::WriteHalf<S> {}
+
+/// Runs one connection over the halves of any byte stream (TCP or TLS).
+async fn handle_connection<R, W>(
     ctx: Arc<Ctx>,
-    stream: S,
+    rd: R,
+    wr: W,
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    R: AsyncRead + Send + Unpin + 'static,
+    W: ConnWrite,
 {
     let cfg = &ctx.config;
     let mut caps = Capabilities::SERVE;
@@ -356,7 +384,6 @@ async fn handle_connection<S>(
     }
     let hs = Handshake::new(cfg.peer_id.clone(), cfg.role, caps, &cfg.limits);
     let conn: SharedConn = Arc::new(Mutex::new(Connection::new(hs, cfg.limits)));
-    let (rd, wr) = tokio::io::split(stream);
     let queue = usize::from(lock(&conn).limits().max_in_flight) + 4;
     let (tx, rx) = mpsc::channel::<Out>(queue);
     let (close_tx, close_rx) = mpsc::channel::<Frame>(1);
@@ -599,7 +626,7 @@ enum Stop {
     Close,
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
+async fn write_loop<W: ConnWrite>(
     ctx: Arc<Ctx>,
     conn: SharedConn,
     mut wr: W,
@@ -649,7 +676,7 @@ struct Writer<'a, W> {
     scratch: BytesMut,
 }
 
-impl<W: AsyncWrite + Unpin> Writer<'_, W> {
+impl<W: ConnWrite> Writer<'_, W> {
     async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Stop> {
         match tokio::time::timeout(self.ctx.config.write_timeout, self.wr.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
@@ -712,7 +739,17 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             total_len: total,
             num_chunks,
         });
-        self.write_frame(&header).await?;
+        if let Err(e) = lock(self.conn).on_send(&header) {
+            // The request ended meanwhile (e.g. cancelled and answered): skip it.
+            tracing::debug!(error = %e, "not sending response");
+            return Ok(());
+        }
+        // The DataHeader leaves together with the first Data frame's header (and, on the
+        // zero-copy path, with the start of its payload).
+        self.scratch.clear();
+        if header.encode(&mut self.scratch).is_err() {
+            return Err(Stop::Close);
+        }
         let piece_len = self
             .ctx
             .config
@@ -720,9 +757,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             .clamp(1, lock(self.conn).max_data_piece());
         let mut offset = 0u64;
         for view in pieces {
-            let bytes = view.into_bytes();
             let mut pos = 0usize;
-            while pos < bytes.len() {
+            while pos < view.len() {
                 if let Ok(frame) = close_rx.try_recv() {
                     let _ = self.write_close(frame).await;
                     return Err(Stop::Close);
@@ -730,23 +766,18 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 if lock(self.conn).is_incoming_cancelled(request_id) {
                     return self.write_frame(&cancelled(request_id)).await;
                 }
-                let n = piece_len.min(bytes.len() - pos);
+                let n = piece_len.min(view.len() - pos);
                 let last = offset + n as u64 == total;
                 if let Err(e) = lock(self.conn).on_send_data(request_id, offset, n, last) {
                     tracing::warn!(error = %e, "data frame refused by the state machine");
                     return Err(Stop::Close);
                 }
-                self.scratch.clear();
                 if wire::encode_data_header(request_id, offset, last, n, &mut self.scratch).is_err()
                 {
                     return Err(Stop::Close);
                 }
-                let hdr = std::mem::take(&mut self.scratch);
-                let r = self.write_all(&hdr).await;
-                self.scratch = hdr;
-                r?;
-                // Straight from the memory map: `bytes` shares the map, nothing is copied.
-                self.write_all(&bytes[pos..pos + n]).await?;
+                self.write_piece(&view, pos, n).await?;
+                self.scratch.clear();
                 self.ctx
                     .counters
                     .bytes_served
@@ -755,7 +786,46 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 offset += n as u64;
             }
         }
+        if !self.scratch.is_empty() {
+            // No piece followed the DataHeader (an empty cover; never expected).
+            let hdr = std::mem::take(&mut self.scratch);
+            let r = self.write_all(&hdr).await;
+            self.scratch = hdr;
+            r?;
+        }
         self.flush().await
+    }
+
+    /// Writes the frame bytes in `scratch` (a Data frame's header, possibly after the
+    /// DataHeader) and then bytes `pos..pos + n` of `view` as its payload.
+    async fn write_piece(&mut self, view: &RangeView, pos: usize, n: usize) -> Result<(), Stop> {
+        #[cfg(target_os = "linux")]
+        if let (Some(tcp), Some((file, base, _))) = (self.wr.plain_tcp(), view.file_segment()) {
+            // Zero-copy: the header with MSG_MORE, then the payload from the page cache.
+            let send = async {
+                super::zerocopy::send_more(tcp, &self.scratch).await?;
+                super::zerocopy::sendfile_all(tcp, file, base + pos as u64, n).await
+            };
+            return match tokio::time::timeout(self.ctx.config.write_timeout, send).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "sendfile failed");
+                    Err(Stop::Close)
+                }
+                Err(_) => {
+                    inc(&self.ctx.counters.timeouts);
+                    tracing::debug!("peer stopped reading");
+                    Err(Stop::Close)
+                }
+            };
+        }
+        let hdr = std::mem::take(&mut self.scratch);
+        let r = self.write_all(&hdr).await;
+        self.scratch = hdr;
+        r?;
+        // Straight from the memory map (or a blob reference's built records): nothing is copied
+        // before the stream's own write.
+        self.write_all(&view[pos..pos + n]).await
     }
 }
 

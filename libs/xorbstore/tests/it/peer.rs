@@ -49,10 +49,27 @@ impl Running {
 }
 
 async fn start(config: PeerServerConfig, fill: impl FnOnce(&Store)) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(listener, config, fill).await
+}
+
+/// A listener whose accepted sockets inherit a send buffer as small as the kernel allows, so
+/// that the server's writes are cut short and wait for the socket again and again.
+fn tiny_send_buffer_listener() -> TcpListener {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_send_buffer_size(4096).unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    sock.listen(64).unwrap()
+}
+
+async fn start_on(
+    listener: TcpListener,
+    config: PeerServerConfig,
+    fill: impl FnOnce(&Store),
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::new(1 << 30)).unwrap();
     fill(&store);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = PeerServer::new(store.clone(), config);
     let (stop, stop_rx) = oneshot::channel::<()>();
@@ -696,5 +713,178 @@ async fn wrong_structural_range_is_refetched_when_hashes_disagree() {
         !srv.store.contains(&xh, 0..6),
         "the wrong range was dropped"
     );
+    srv.shutdown().await;
+}
+
+/// Multi-MiB ranges in 1 MiB pieces over plain TCP (the sendfile path): whole stored ranges,
+/// sub-ranges starting and ending mid-file, and a request covered by two stored files, byte for
+/// byte; through a server socket with a tiny send buffer and a client that reads slowly, so
+/// every piece takes many partial writes.
+#[tokio::test]
+async fn large_ranges_are_byte_exact_through_partial_writes() {
+    let x = make_xorb(21, 64, 100_000);
+    let xh = x.hash();
+    assert!(
+        x.bytes(0..64).len() > 2 << 20,
+        "several pieces per response"
+    );
+    let srv = start_on(
+        tiny_send_buffer_listener(),
+        PeerServerConfig::new("edge-1", Role::Edge),
+        |s| {
+            s.insert(&xh, 0..30, x.bytes(0..30), &Expectation::structural())
+                .unwrap();
+            s.insert(&xh, 30..64, x.bytes(30..64), &Expectation::structural())
+                .unwrap();
+        },
+    )
+    .await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock.connect(srv.addr).await.unwrap();
+    let slow = SlowReader {
+        inner: stream,
+        reads: 0,
+    };
+    let client = PeerClient::over(slow, client_config()).await.unwrap();
+    for (a, b) in [
+        (0, 30),
+        (30, 64),
+        (0, 64),
+        (1, 29),
+        (7, 61),
+        (29, 31),
+        (63, 64),
+    ] {
+        let got = client.fetch(&xh, a..b, None).await.unwrap();
+        assert!(got[..] == *x.bytes(a..b), "range {a}..{b} differs");
+    }
+    let st = srv.server.stats();
+    assert_eq!(st.hits, 7);
+    assert!(!client.is_closed());
+    drop(client);
+    srv.shutdown().await;
+}
+
+/// A stream that yields (returns Pending once, waking itself) before every 64th read, so the
+/// server's socket buffers fill up.
+struct SlowReader {
+    inner: TcpStream,
+    reads: usize,
+}
+
+impl tokio::io::AsyncRead for SlowReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.reads += 1;
+        if self.reads % 64 == 0 {
+            let waker = cx.waker().clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                waker.wake();
+            });
+            return std::task::Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SlowReader {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The TLS path (payload written from the memory map) with many pieces, byte for byte.
+#[tokio::test]
+async fn tls_large_ranges_in_many_pieces() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let server_tls =
+        tls::server_config_from_pem(&data.join("cert.pem"), &data.join("key.pem")).unwrap();
+    let client_tls = tls::client_config_from_ca_pem(&data.join("ca.pem")).unwrap();
+    let x = make_xorb(22, 24, 100_000);
+    let xh = x.hash();
+    let mut cfg = PeerServerConfig::new("edge-tls", Role::Edge);
+    cfg.tls = Some(server_tls);
+    cfg.piece_len = 100_000;
+    let srv = start_on(tiny_send_buffer_listener(), cfg, |s| {
+        s.insert(&xh, 0..24, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+    })
+    .await;
+    let client = PeerClient::connect_tls(srv.addr, "localhost", client_tls, client_config())
+        .await
+        .unwrap();
+    for (a, b) in [(0, 24), (3, 17), (23, 24)] {
+        let got = client.fetch(&xh, a..b, None).await.unwrap();
+        assert!(got[..] == *x.bytes(a..b), "range {a}..{b} differs");
+    }
+    drop(client);
+    srv.shutdown().await;
+}
+
+/// A dropped response's buffer is reused for the next one; a response still held is never
+/// handed out again; with `reuse_buffers = 0` nothing is kept.
+#[tokio::test]
+async fn response_buffers_are_reused_only_once_dropped() {
+    let x = make_xorb(23, 12, 50_000);
+    let xh = x.hash();
+    let srv = start(PeerServerConfig::new("edge-1", Role::Edge), |s| {
+        s.insert(&xh, 0..12, &x.xorb.data, &Expectation::whole_xorb())
+            .unwrap();
+    })
+    .await;
+    let client = PeerClient::connect(srv.addr, client_config())
+        .await
+        .unwrap();
+    let first = client.fetch(&xh, 2..10, None).await.unwrap();
+    let ptr = first.as_ptr();
+    drop(first);
+    // A somewhat larger response still fits the pooled buffer (allocated rounded up).
+    let second = client.fetch(&xh, 0..12, None).await.unwrap();
+    assert_eq!(second.as_ptr(), ptr, "the dropped buffer is reused");
+    assert!(second[..] == *x.bytes(0..12));
+    // While `second` is held, the next response gets another buffer and `second` is intact.
+    let third = client.fetch(&xh, 1..12, None).await.unwrap();
+    assert_ne!(third.as_ptr(), ptr);
+    assert!(third[..] == *x.bytes(1..12));
+    assert!(second[..] == *x.bytes(0..12));
+    // A slice keeps the buffer alive too.
+    let part = second.slice(10..20);
+    drop(second);
+    let fourth = client.fetch(&xh, 0..12, None).await.unwrap();
+    assert_ne!(fourth.as_ptr(), ptr, "a live slice keeps its buffer");
+    assert!(fourth[..] == *x.bytes(0..12));
+    assert_eq!(&part[..], &x.bytes(0..12)[10..20]);
+    drop((third, fourth, part));
+
+    let mut cfg = client_config();
+    cfg.reuse_buffers = 0;
+    let plain = PeerClient::connect(srv.addr, cfg).await.unwrap();
+    let a = plain.fetch(&xh, 0..12, None).await.unwrap();
+    assert!(a[..] == *x.bytes(0..12));
+    drop(a);
+    let b = plain.fetch(&xh, 0..12, None).await.unwrap();
+    assert!(b[..] == *x.bytes(0..12));
+    drop((client, plain));
     srv.shutdown().await;
 }
