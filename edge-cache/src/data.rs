@@ -9,17 +9,16 @@
 //! and a stall timeout on every write. Bad or oversized heads get a 400/431 and the connection is
 //! closed. This module also holds [`resolve`], the range logic both ports share.
 
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::Instrument;
 use xet::cas::{parse_range_header, ByteRange};
+use xorbstore::zerocopy::{sendfile_all, SendFileError};
 use xorbstore::RangeView;
 
 use crate::edge::{Edge, Entry};
@@ -37,8 +36,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for responses in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Most bytes asked of one `sendfile(2)` call (the kernel caps a call near 2 GiB anyway).
-const SENDFILE_MAX: usize = 1 << 30;
 /// Piece size of the plain-write fallback.
 const WRITE_PIECE: usize = 64 << 10;
 
@@ -538,10 +535,14 @@ async fn send_part(sock: &mut TcpStream, part: &Part) -> io::Result<()> {
     let sent = match part.view.file_segment() {
         Some((file, file_offset, _)) => {
             let start = file_offset + part.offset as u64;
-            match send_file(sock, file, start, part.len).await {
+            match sendfile_all(sock, file, start, part.len, WRITE_STALL_TIMEOUT).await {
                 Ok(()) => return Ok(()),
                 Err(SendFileError::Unsupported { sent }) => sent,
-                Err(SendFileError::Failed(e)) => return Err(e),
+                Err(SendFileError::Io(e)) => return Err(e),
+                Err(SendFileError::Stalled) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled"))
+                }
+                Err(e) => return Err(io::Error::other(e)),
             }
         }
         // Records built in memory (a blob reference): nothing to send a file from.
@@ -551,70 +552,6 @@ async fn send_part(sock: &mut TcpStream, part: &Part) -> io::Result<()> {
         write_all(sock, piece).await?;
     }
     Ok(())
-}
-
-/// Why [`send_file`] stopped.
-#[derive(Debug)]
-enum SendFileError {
-    /// `sendfile(2)` cannot send this file to this socket; `sent` bytes went out before.
-    Unsupported { sent: usize },
-    /// The connection or the file failed.
-    Failed(io::Error),
-}
-
-/// `len` bytes of `file` from `offset` to `sock` with `sendfile(2)`, looping on partial sends
-/// and waiting for the socket to be writable.
-async fn send_file(
-    sock: &TcpStream,
-    file: &File,
-    offset: u64,
-    len: usize,
-) -> Result<(), SendFileError> {
-    use SendFileError::{Failed, Unsupported};
-    let mut off = i64::try_from(offset).map_err(|_| Failed(io::Error::other("offset")))?;
-    let (out_fd, in_fd) = (sock.as_raw_fd(), file.as_raw_fd());
-    let mut sent = 0usize;
-    while sent < len {
-        tokio::time::timeout(WRITE_STALL_TIMEOUT, sock.writable())
-            .await
-            .map_err(|_| Failed(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))?
-            .map_err(Failed)?;
-        let want = (len - sent).min(SENDFILE_MAX);
-        match sock.try_io(Interest::WRITABLE, || {
-            sendfile_once(out_fd, in_fd, &mut off, want)
-        }) {
-            Ok(0) => {
-                return Err(Failed(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "stored range file is shorter than its header says",
-                )))
-            }
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
-                return Err(Unsupported { sent })
-            }
-            Err(e) => return Err(Failed(e)),
-        }
-    }
-    Ok(())
-}
-
-/// One `sendfile(2)` call: at most `count` bytes of `in_fd` from `*offset` (advanced by what was
-/// sent) to `out_fd`.
-#[allow(unsafe_code)]
-fn sendfile_once(out_fd: RawFd, in_fd: RawFd, offset: &mut i64, count: usize) -> io::Result<usize> {
-    let mut off: libc::off_t = *offset;
-    // SAFETY: both descriptors are open for the whole call (borrowed from a live `TcpStream`
-    // and a live `File`), `off` is a valid, exclusively borrowed local, and `sendfile` reads
-    // and writes nothing else of our memory.
-    let n = unsafe { libc::sendfile(out_fd, in_fd, &mut off, count) };
-    *offset = off;
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ mod mmap;
 pub mod peer;
 pub mod store;
 pub mod verify;
+#[cfg(target_os = "linux")]
+pub mod zerocopy;
 
 pub use error::{StoreError, VerifyError};
 pub use store::{

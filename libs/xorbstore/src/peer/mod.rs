@@ -10,8 +10,6 @@ pub mod client;
 pub mod server;
 pub mod singleflight;
 pub mod tls;
-#[cfg(target_os = "linux")]
-mod zerocopy;
 
 use wire::{ErrorCode, FrameError, ProtocolError};
 

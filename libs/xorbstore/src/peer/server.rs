@@ -801,20 +801,26 @@ impl<W: ConnWrite> Writer<'_, W> {
     async fn write_piece(&mut self, view: &RangeView, pos: usize, n: usize) -> Result<(), Stop> {
         #[cfg(target_os = "linux")]
         if let (Some(tcp), Some((file, base, _))) = (self.wr.plain_tcp(), view.file_segment()) {
+            use crate::zerocopy::{send_more, sendfile_all, SendFileError};
             // Zero-copy: the header with MSG_MORE, then the payload from the page cache.
-            let send = async {
-                super::zerocopy::send_more(tcp, &self.scratch).await?;
-                super::zerocopy::sendfile_all(tcp, file, base + pos as u64, n).await
+            let stall = self.ctx.config.write_timeout;
+            let sent = match send_more(tcp, &self.scratch, stall).await {
+                Ok(()) => sendfile_all(tcp, file, base + pos as u64, n, stall).await,
+                Err(e) => Err(e),
             };
-            return match tokio::time::timeout(self.ctx.config.write_timeout, send).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "sendfile failed");
-                    Err(Stop::Close)
+            return match sent {
+                Ok(()) => Ok(()),
+                // The header went out: the rest of the payload by plain writes.
+                Err(SendFileError::Unsupported { sent }) => {
+                    self.write_all(&view[pos + sent..pos + n]).await
                 }
-                Err(_) => {
+                Err(SendFileError::Stalled) => {
                     inc(&self.ctx.counters.timeouts);
                     tracing::debug!("peer stopped reading");
+                    Err(Stop::Close)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "sendfile failed");
                     Err(Stop::Close)
                 }
             };
