@@ -661,17 +661,18 @@ impl RemoteFile {
                 )
             })?;
         self.stats.body_bytes += fetched.raw.len() as u64;
-        let mut starts = Vec::with_capacity(fetched.ends.len() + 1);
+        let decoded = fetched.decode(xorb, unit.chunks.clone())?;
+        let mut starts = Vec::with_capacity(decoded.ends.len() + 1);
         starts.push(0);
-        starts.extend_from_slice(&fetched.ends);
+        starts.extend_from_slice(&decoded.ends);
         ensure!(
-            starts.last().copied() == Some(fetched.data.len()),
+            starts.last().copied() == Some(decoded.data.len()),
             "xorb {xorb} chunks {}..{} decoded inconsistently",
             desc.chunks.start,
             desc.chunks.end
         );
         Ok(Decoded {
-            data: fetched.data,
+            data: decoded.data,
             starts,
         })
     }

@@ -88,14 +88,12 @@ impl Unit {
     }
 }
 
-/// A fetched and decoded unit.
+/// A fetched unit: its chunk records, structurally checked ([`check`]).
 #[derive(Debug)]
 pub struct Fetched {
     pub raw: Bytes,
-    pub data: Vec<u8>,
-    /// Offsets of each chunk's end in `data`.
-    pub ends: Vec<usize>,
-    pub hashes: Vec<MerkleHash>,
+    /// Each chunk's uncompressed length, from its record header.
+    pub lens: Vec<u32>,
     pub source: Source,
 }
 
@@ -154,28 +152,63 @@ impl std::fmt::Debug for Sources {
     }
 }
 
-/// Decodes chunk records and hashes every chunk (the local store's own structural checks, in
-/// one pass); errors on anything malformed or on a chunk count other than the unit's.
+/// Checks that `raw` is the chunk records of chunks `chunks`: every record header parses and
+/// the count is right. Payloads are not decoded here: the pull decodes, hashes and writes each
+/// chunk in one pass ([`super::xetfile`]), blaming the source when a payload does not decode.
 ///
-/// The records are counted against the unit's chunk range before anything is decoded, so a
-/// source cannot make us allocate for more chunks than we asked for (each at most 128 KiB).
-pub fn decode(
-    xorb: &MerkleHash,
-    chunks: Range<u32>,
-    raw: Bytes,
-    source: Source,
-) -> anyhow::Result<Fetched> {
-    let mut data = Vec::new();
-    let meta =
-        xorbstore::verify_and_decode(xorb, chunks, &raw, &Expectation::structural(), &mut data)
-            .context("malformed chunk records")?;
-    Ok(Fetched {
-        ends: meta.raw_ends.iter().map(|&e| e as usize).collect(),
-        hashes: meta.chunk_hashes,
-        raw,
-        data,
-        source,
-    })
+/// The records are counted against the chunk range as they are walked, so a source cannot make
+/// us allocate for more chunks than we asked for.
+pub fn check(chunks: Range<u32>, raw: Bytes, source: Source) -> anyhow::Result<Fetched> {
+    let want = chunks.end.saturating_sub(chunks.start) as usize;
+    let mut lens = Vec::with_capacity(want);
+    for rec in xet::chunk::ChunkRecords::new(&raw) {
+        let rec = rec.context("malformed chunk records")?;
+        if lens.len() == want {
+            bail!("more than the {want} chunks asked for");
+        }
+        if rec.header.uncompressed_len == 0
+            || rec.header.uncompressed_len > xet::chunk::MAX_UNCOMPRESSED_LEN
+        {
+            bail!(
+                "malformed chunk records: a chunk of {} bytes",
+                rec.header.uncompressed_len
+            );
+        }
+        lens.push(rec.header.uncompressed_len);
+    }
+    if lens.len() != want {
+        bail!("{} chunks, expected {want}", lens.len());
+    }
+    Ok(Fetched { raw, lens, source })
+}
+
+impl Fetched {
+    /// Decodes every chunk: the data, each chunk's end offset in it, and each chunk's hash.
+    pub fn decode(&self, xorb: &MerkleHash, chunks: Range<u32>) -> anyhow::Result<Decoded> {
+        let mut data = Vec::new();
+        let meta = xorbstore::verify_and_decode(
+            xorb,
+            chunks,
+            &self.raw,
+            &Expectation::structural(),
+            &mut data,
+        )
+        .context("malformed chunk records")?;
+        Ok(Decoded {
+            data,
+            ends: meta.raw_ends.iter().map(|&e| e as usize).collect(),
+            hashes: meta.chunk_hashes,
+        })
+    }
+}
+
+/// A fetched unit, decoded whole (for callers that keep the data, e.g. remote inspect).
+#[derive(Debug)]
+pub struct Decoded {
+    pub data: Vec<u8>,
+    /// Offsets of each chunk's end in `data`.
+    pub ends: Vec<usize>,
+    pub hashes: Vec<MerkleHash>,
 }
 
 /// Decrements a source's in-flight count when the request ends (or is dropped by a race).
@@ -472,11 +505,9 @@ impl Sources {
                         raw.freeze()
                     };
                     let len = raw.len() as u64;
-                    let (xorb, chunks) = (unit.xorb, unit.chunks.clone());
-                    match tokio::task::spawn_blocking(move || {
-                        decode(&xorb, chunks, raw, Source::Local)
-                    })
-                    .await?
+                    let chunks = unit.chunks.clone();
+                    match tokio::task::spawn_blocking(move || check(chunks, raw, Source::Local))
+                        .await?
                     {
                         Ok(f) => {
                             self.count(&Source::Local, len);
@@ -544,10 +575,8 @@ impl Sources {
             let raw = hub.xorb_range(url, *s, *e).await?;
             let len = raw.len() as u64;
             self.count(&Source::Upstream, len);
-            let (xorb, chunks) = (unit.xorb, unit.chunks.clone());
-            match tokio::task::spawn_blocking(move || decode(&xorb, chunks, raw, Source::Upstream))
-                .await?
-            {
+            let chunks = unit.chunks.clone();
+            match tokio::task::spawn_blocking(move || check(chunks, raw, Source::Upstream)).await? {
                 Ok(f) => return Ok(f),
                 Err(e) => {
                     tracing::warn!(error = %e, xorb = %unit.xorb, "upstream sent malformed chunk records; retrying");
@@ -642,8 +671,8 @@ impl Sources {
                 let len = raw.len() as u64;
                 self.record_throughput(&cand.id, len, started.elapsed());
                 let src = source.clone();
-                let (xorb, chunks) = (unit.xorb, unit.chunks.clone());
-                match tokio::task::spawn_blocking(move || decode(&xorb, chunks, raw, src)).await {
+                let chunks = unit.chunks.clone();
+                match tokio::task::spawn_blocking(move || check(chunks, raw, src)).await {
                     Ok(Ok(f)) => {
                         self.count(&source, len);
                         Some(f)
@@ -670,28 +699,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decode_checks_the_chunk_count_before_decoding() {
+    fn check_counts_the_chunks_and_decode_gives_data_and_hashes() {
         let mut raw = Vec::new();
         for i in 0..3u8 {
             xet::chunk::encode_chunk(&[i; 1000], xet::chunk::CompressionScheme::Lz4, &mut raw);
         }
         let raw = Bytes::from(raw);
-        let x = MerkleHash::default();
-        let f = decode(&x, 5..8, raw.clone(), Source::Upstream).expect("three chunks");
-        assert_eq!(f.ends, [1000, 2000, 3000]);
-        assert_eq!(f.data.len(), 3000);
-        assert_eq!(f.hashes[1], xet::hash::chunk_hash(&[1u8; 1000]));
-        let e = decode(&x, 5..7, raw.clone(), Source::Upstream).expect_err("too many");
-        assert!(
-            format!("{e:#}").contains("expected 2 chunk records, found 3"),
-            "{e:#}"
-        );
-        let e = decode(&x, 5..9, raw.clone(), Source::Upstream).expect_err("too few");
-        assert!(
-            format!("{e:#}").contains("expected 4 chunk records, found 3"),
-            "{e:#}"
-        );
-        let e = decode(&x, 5..8, raw.slice(..raw.len() - 1), Source::Upstream).expect_err("cut");
+        let f = check(5..8, raw.clone(), Source::Upstream).expect("three chunks");
+        assert_eq!(f.lens, [1000, 1000, 1000]);
+        let d = f.decode(&MerkleHash::default(), 5..8).expect("decodes");
+        assert_eq!(d.ends, [1000, 2000, 3000]);
+        assert_eq!(d.data.len(), 3000);
+        assert_eq!(d.hashes[1], xet::hash::chunk_hash(&[1u8; 1000]));
+        let e = check(5..7, raw.clone(), Source::Upstream).expect_err("too many");
+        assert!(e.to_string().contains("more than the 2 chunks"), "{e}");
+        let e = check(5..9, raw.clone(), Source::Upstream).expect_err("too few");
+        assert!(e.to_string().contains("3 chunks, expected 4"), "{e}");
+        let e = check(5..8, raw.slice(..raw.len() - 1), Source::Upstream).expect_err("cut");
         assert!(format!("{e:#}").contains("malformed"), "{e:#}");
     }
 

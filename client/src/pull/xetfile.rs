@@ -26,6 +26,8 @@ use super::journal::{self, Journal};
 use super::progress::FileBar;
 use super::tracker::{ChunkRange, ManifestTerm, PeerRole};
 
+/// Extra upstream fetches of a range whose bytes do not decode, before giving up.
+const MAX_UPSTREAM_TRIES: u32 = 3;
 /// Rounds of fetching a file whose hash does not match before giving up.
 const MAX_ROUNDS: usize = 3;
 /// Units fetched at once, over all files.
@@ -151,42 +153,91 @@ pub fn plan(
     Ok((units, terms))
 }
 
-/// Checks that `fe` gives every term of `uses` its stated length, then writes those terms into
-/// `file`. `Err(why)` when the bytes disagree with the terms (nothing is written then).
+/// Checks that `fe` gives every term of `uses` its stated length, then decodes each chunk once
+/// (into a small scratch buffer; an uncompressed chunk is not copied at all), hashes it and
+/// writes it at the offset of every term that uses it: no decoded copy of the whole range is
+/// ever held. Returns the chunks' hashes. `Err(why)` when the bytes disagree with the terms or
+/// do not decode (nothing is written in the first case; in the second, bytes already written
+/// are overwritten by the refetch, and the file is only renamed into place once its hash
+/// matches).
 fn place(
     file: &File,
     unit: &Unit,
     fe: &Fetched,
     terms: &[TermSlot],
     uses: &[usize],
-) -> anyhow::Result<Result<(), String>> {
-    let mut spans = Vec::with_capacity(uses.len());
+) -> anyhow::Result<Result<Vec<MerkleHash>, String>> {
+    let n = fe.lens.len();
+    // Where each chunk goes: (chunk index within the unit, file offset), in chunk order.
+    let mut dests: Vec<(usize, u64)> = Vec::new();
     for &t in uses {
         let term = &terms[t];
         let a = (term.range.start - unit.chunks.start) as usize;
         let b = (term.range.end - unit.chunks.start) as usize;
-        if a >= b || b > fe.ends.len() {
+        if a >= b || b > n {
             return Ok(Err("term outside its fetched range".into()));
         }
-        let start = if a == 0 { 0 } else { fe.ends[a - 1] };
-        let end = fe.ends[b - 1];
-        if (end - start) as u64 != term.len {
+        let len: u64 = fe.lens[a..b].iter().map(|&l| u64::from(l)).sum();
+        if len != term.len {
             return Ok(Err(format!(
-                "chunks {}..{} of xorb {} decode to {} bytes, the reconstruction says {}",
-                term.range.start,
-                term.range.end,
-                unit.xorb,
-                end - start,
-                term.len
+                "chunks {}..{} of xorb {} decode to {len} bytes, the reconstruction says {}",
+                term.range.start, term.range.end, unit.xorb, term.len
             )));
         }
-        spans.push((start..end, term.offset));
+        let mut off = term.offset;
+        for k in a..b {
+            dests.push((k, off));
+            off += u64::from(fe.lens[k]);
+        }
     }
-    for (span, offset) in spans {
-        file.write_all_at(&fe.data[span], offset)
-            .context("writing the .incomplete file")?;
+    dests.sort_unstable();
+    let mut hashes = Vec::with_capacity(n);
+    let (mut scratch, mut bg4) = (Vec::new(), Vec::new());
+    let mut next = 0usize;
+    for (k, rec) in xet::chunk::ChunkRecords::new(&fe.raw).enumerate() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("malformed chunk records: {e}"))),
+        };
+        let data: &[u8] = if rec.header.scheme == xet::chunk::CompressionScheme::None
+            && rec.payload.len() == rec.header.uncompressed_len as usize
+        {
+            rec.payload
+        } else {
+            scratch.clear();
+            if let Err(e) = xet::chunk::decode_chunk_with_scratch(
+                &rec.header,
+                rec.payload,
+                &mut scratch,
+                &mut bg4,
+            ) {
+                return Ok(Err(format!(
+                    "chunk {k} of xorb {} does not decode: {e}",
+                    unit.xorb
+                )));
+            }
+            &scratch
+        };
+        if data.len() != fe.lens.get(k).copied().unwrap_or(0) as usize {
+            return Ok(Err(format!(
+                "chunk {k} of xorb {} decodes to the wrong length",
+                unit.xorb
+            )));
+        }
+        hashes.push(xet::hash::chunk_hash(data));
+        while next < dests.len() && dests[next].0 == k {
+            file.write_all_at(data, dests[next].1)
+                .context("writing the .incomplete file")?;
+            next += 1;
+        }
     }
-    Ok(Ok(()))
+    if hashes.len() != n {
+        return Ok(Err(format!(
+            "{} chunks decoded, expected {n}",
+            hashes.len()
+        )));
+    }
+    Ok(Ok(hashes))
 }
 
 /// Everything the unit tasks of one file share.
@@ -219,7 +270,11 @@ impl Ctx<'_> {
         let _slot = self.limits.units.acquire().await?;
         let _mem = self.limits.mib.acquire_many(mib).await?;
         let mut skip_fleet = refetch;
-        for _ in 0..2 {
+        // A fleet source whose bytes are wrong is blamed and upstream asked instead; bytes from
+        // upstream that do not decode are fetched again a few times (a flaky upstream or
+        // network), since nothing else could provide them.
+        let mut upstream_tries = 0;
+        for _ in 0..2 + MAX_UPSTREAM_TRIES {
             let fe = self
                 .sources
                 .fetch_unit(unit, holders, skip_fleet)
@@ -236,24 +291,17 @@ impl Ctx<'_> {
             let journal = self.journal.clone();
             let placed = tokio::task::spawn_blocking(move || {
                 let unit = &units[i];
-                if let Err(why) = place(&file, unit, &fe, &terms, &uses)? {
-                    return Ok::<_, anyhow::Error>(Err(why));
-                }
-                let lens: Vec<u32> = fe
-                    .ends
-                    .iter()
-                    .scan(0usize, |prev, &e| {
-                        let l = (e - *prev) as u32;
-                        *prev = e;
-                        Some(l)
-                    })
-                    .collect();
+                let hashes = match place(&file, unit, &fe, &terms, &uses)? {
+                    Ok(h) => h,
+                    Err(why) => return Ok::<_, anyhow::Error>(Err(why)),
+                };
+                let lens = fe.lens.clone();
                 if let Some(j) = &journal {
                     let entry = journal::Entry {
                         xorb: unit.xorb,
                         chunks: unit.chunks.clone(),
                         lens: lens.clone(),
-                        hashes: fe.hashes.clone(),
+                        hashes: hashes.clone(),
                     };
                     if let Err(e) = j.append(&entry) {
                         tracing::debug!(error = %e, "could not record a range in the resume journal");
@@ -262,7 +310,7 @@ impl Ctx<'_> {
                 let bytes: u64 = uses.iter().map(|&t| terms[t].len).sum();
                 Ok(Ok((
                     Held {
-                        hashes: fe.hashes,
+                        hashes,
                         lens,
                         source: fe.source,
                     },
@@ -282,11 +330,21 @@ impl Ctx<'_> {
                     self.sources.blame(&source, &why);
                     skip_fleet = true;
                 }
-                Err(why) => bail!("{why}"),
+                Err(why) if source == Source::Upstream && upstream_tries < MAX_UPSTREAM_TRIES => {
+                    upstream_tries += 1;
+                    tracing::warn!(xorb = %unit.xorb, %why, "upstream bytes do not decode; fetching them again");
+                    skip_fleet = true;
+                }
+                Err(why) => bail!(
+                    "chunks {}..{} of xorb {}: {why}",
+                    unit.chunks.start,
+                    unit.chunks.end,
+                    unit.xorb
+                ),
             }
         }
         bail!(
-            "chunks {}..{} of xorb {} disagree with the reconstruction",
+            "chunks {}..{} of xorb {}: no source gave bytes that decode",
             unit.chunks.start,
             unit.chunks.end,
             unit.xorb
