@@ -103,10 +103,34 @@ fn start_tracker() -> Server {
     }
 }
 
-/// `zest seed` run by `cmd` (with `--log-json`), once it is ready.
-fn start_seed(mut cmd: Command) -> Server {
-    cmd.env("RUST_LOG", "info");
+/// `zest seed` serving client `c`'s store as `id`, once the tracker lists it with holdings.
+fn start_seed(c: &Client, origin: &Server, tracker: &Server, id: &str) -> Server {
+    let mut cmd = c.command(
+        &origin.addr,
+        Some(&tracker.addr),
+        &[
+            "--log-json",
+            "seed",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer-id",
+            id,
+        ],
+    );
+    cmd.args(["--announce-secs", "1"]).env("RUST_LOG", "info");
     let proc = zest_testkit::Proc::spawn("zest seed", cmd, "zest seed ready");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let peers = zest_testkit::http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
+        if peers.contains(id) && !peers.contains("\"held_xorbs\":0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the seed never announced: {peers}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Server {
         addr: proc.field("addr"),
         proc,
@@ -270,32 +294,7 @@ fn second_pull_with_a_seeding_peer_takes_no_xorb_bytes_from_the_origin() {
     assert!(bytes(&s, "upstream") > 0);
     a.assert_identical();
 
-    let _seed = start_seed(a.command(
-        &origin.addr,
-        Some(&tracker.addr),
-        &[
-            "--log-json",
-            "seed",
-            "--listen",
-            "127.0.0.1:0",
-            "--peer-id",
-            "seed-a",
-            "--announce-secs",
-            "1",
-        ],
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let peers = zest_testkit::http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
-        if peers.contains("seed-a") && !peers.contains("\"held_xorbs\":0") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the seed never announced: {peers}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _seed = start_seed(&a, &origin, &tracker, "seed-a");
 
     let before = metric(&origin, "zest_origin_xorb_bytes_served_total");
     let b = Client::new("seed-b");
@@ -460,26 +459,7 @@ fn a_peer_serving_corrupt_bytes_is_avoided_and_files_are_right() {
     let a = Client::new("bad-a");
     a.pull(&origin.addr, Some(&tracker.addr), &[])
         .expect("first pull");
-    let _seed = start_seed(a.command(
-        &origin.addr,
-        Some(&tracker.addr),
-        &[
-            "--log-json",
-            "seed",
-            "--listen",
-            "127.0.0.1:0",
-            "--peer-id",
-            "bad-seed",
-        ],
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !zest_testkit::http_get(&tracker.addr, "/v1/peers")
-        .unwrap_or_default()
-        .contains("bad-seed")
-    {
-        assert!(Instant::now() < deadline, "the seed never announced");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _seed = start_seed(&a, &origin, &tracker, "bad-seed");
     assert!(
         corrupt_files(&a.hf_home().join("hub")) > 0,
         "no blob to corrupt"
@@ -690,30 +670,7 @@ fn a_peer_that_stops_answering_is_dropped_and_the_pull_completes() {
     let a = Client::new("silent-a");
     a.pull(&origin.addr, Some(&tracker.addr), &[])
         .expect("first pull");
-    let seed = start_seed(a.command(
-        &origin.addr,
-        Some(&tracker.addr),
-        &[
-            "--log-json",
-            "seed",
-            "--listen",
-            "127.0.0.1:0",
-            "--peer-id",
-            "silent-seed",
-        ],
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let peers = zest_testkit::http_get(&tracker.addr, "/v1/peers").unwrap_or_default();
-        if peers.contains("silent-seed") && !peers.contains("\"held_xorbs\":0") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the seed never announced: {peers}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let seed = start_seed(&a, &origin, &tracker, "silent-seed");
     // Stopped, not dead: the kernel still accepts its connections, nothing ever answers.
     let pid = seed.proc.pid().to_string();
     let stop = |sig: &str| {
