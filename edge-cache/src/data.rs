@@ -538,11 +538,7 @@ async fn send_part(sock: &mut TcpStream, part: &Part) -> io::Result<()> {
             match sendfile_all(sock, file, start, part.len, WRITE_STALL_TIMEOUT).await {
                 Ok(()) => return Ok(()),
                 Err(SendFileError::Unsupported { sent }) => sent,
-                Err(SendFileError::Io(e)) => return Err(e),
-                Err(SendFileError::Stalled) => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled"))
-                }
-                Err(e) => return Err(io::Error::other(e)),
+                Err(e) => return Err(e.into()),
             }
         }
         // Records built in memory (a blob reference): nothing to send a file from.

@@ -505,10 +505,7 @@ impl Sources {
                         raw.freeze()
                     };
                     let len = raw.len() as u64;
-                    let chunks = unit.chunks.clone();
-                    match tokio::task::spawn_blocking(move || check(chunks, raw, Source::Local))
-                        .await?
-                    {
+                    match check(unit.chunks.clone(), raw, Source::Local) {
                         Ok(f) => {
                             self.count(&Source::Local, len);
                             return Ok(f);
@@ -575,8 +572,7 @@ impl Sources {
             let raw = hub.xorb_range(url, *s, *e).await?;
             let len = raw.len() as u64;
             self.count(&Source::Upstream, len);
-            let chunks = unit.chunks.clone();
-            match tokio::task::spawn_blocking(move || check(chunks, raw, Source::Upstream)).await? {
+            match check(unit.chunks.clone(), raw, Source::Upstream) {
                 Ok(f) => return Ok(f),
                 Err(e) => {
                     tracing::warn!(error = %e, xorb = %unit.xorb, "upstream sent malformed chunk records; retrying");
@@ -670,18 +666,16 @@ impl Sources {
             Ok(raw) => {
                 let len = raw.len() as u64;
                 self.record_throughput(&cand.id, len, started.elapsed());
-                let src = source.clone();
-                let chunks = unit.chunks.clone();
-                match tokio::task::spawn_blocking(move || check(chunks, raw, src)).await {
-                    Ok(Ok(f)) => {
+                // A header walk only (cheap): no blocking task needed.
+                match check(unit.chunks.clone(), raw, source.clone()) {
+                    Ok(f) => {
                         self.count(&source, len);
                         Some(f)
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         self.blame(&source, &format!("malformed chunk records: {e:#}"));
                         None
                     }
-                    Err(_) => None,
                 }
             }
             Err(PeerError::NotFound) => None,

@@ -137,6 +137,18 @@ fn start_seed(c: &Client, origin: &Server, tracker: &Server, id: &str) -> Server
     }
 }
 
+/// An origin, a tracker, and client `what` that pulled the fixture through them and now seeds it
+/// as `seed_id`.
+fn pulled_and_seeding(what: &str, seed_id: &str) -> (Server, Server, Client, Server) {
+    let origin = start_origin(&[]);
+    let tracker = start_tracker();
+    let c = Client::new(what);
+    c.pull(&origin.addr, Some(&tracker.addr), &[])
+        .expect("first pull");
+    let seed = start_seed(&c, &origin, &tracker, seed_id);
+    (origin, tracker, c, seed)
+}
+
 fn metric(origin: &Server, name: &str) -> f64 {
     zest_testkit::metric(&origin.addr, name)
 }
@@ -454,12 +466,7 @@ fn corrupt_files(dir: &Path) -> usize {
 
 #[test]
 fn a_peer_serving_corrupt_bytes_is_avoided_and_files_are_right() {
-    let origin = start_origin(&[]);
-    let tracker = start_tracker();
-    let a = Client::new("bad-a");
-    a.pull(&origin.addr, Some(&tracker.addr), &[])
-        .expect("first pull");
-    let _seed = start_seed(&a, &origin, &tracker, "bad-seed");
+    let (origin, tracker, a, _seed) = pulled_and_seeding("bad-a", "bad-seed");
     assert!(
         corrupt_files(&a.hf_home().join("hub")) > 0,
         "no blob to corrupt"
@@ -665,12 +672,7 @@ fn cas_answering_429_and_500_succeeds_with_bounded_retries_or_fails_clearly() {
 
 #[test]
 fn a_peer_that_stops_answering_is_dropped_and_the_pull_completes() {
-    let origin = start_origin(&[]);
-    let tracker = start_tracker();
-    let a = Client::new("silent-a");
-    a.pull(&origin.addr, Some(&tracker.addr), &[])
-        .expect("first pull");
-    let seed = start_seed(&a, &origin, &tracker, "silent-seed");
+    let (origin, tracker, _a, seed) = pulled_and_seeding("silent-a", "silent-seed");
     // Stopped, not dead: the kernel still accepts its connections, nothing ever answers.
     let pid = seed.proc.pid().to_string();
     let stop = |sig: &str| {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::ops::{Deref, Range};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -1168,29 +1168,34 @@ impl Store {
     fn view(&self, s: Arc<Stored>, range: Range<u32>) -> Option<RangeView> {
         match RangeView::open(s.clone(), range) {
             Ok(v) => Some(v),
+            // The blob is gone or shorter than its chunks: the reference is dead.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::UnexpectedEof) => {
+                tracing::warn!(xorb = %s.xorb, range = ?s.range, error = %e, "dropping a range whose blob is gone");
+                self.remove_stored(&s);
+                None
+            }
+            // Anything else (out of descriptors, ...) may pass: a miss, the reference stays.
             Err(e) => {
-                tracing::warn!(xorb = %s.xorb, range = ?s.range, error = %e, "dropping a range whose blob is unreadable");
-                let _ = self.remove_stored(&s);
+                tracing::warn!(xorb = %s.xorb, range = ?s.range, error = %e, "could not read a range's blob");
                 None
             }
         }
     }
 
     /// Removes one stored range (if it is still in the index) and its file.
-    fn remove_stored(&self, s: &Arc<Stored>) -> bool {
-        let id = {
-            let ix = self.lock();
-            ix.ids_of(&s.xorb)
+    fn remove_stored(&self, s: &Arc<Stored>) {
+        let gone = {
+            let mut ix = self.lock();
+            let id = ix
+                .ids_of(&s.xorb)
                 .iter()
                 .copied()
-                .find(|id| ix.slots.get(id).is_some_and(|x| Arc::ptr_eq(&x.stored, s)))
+                .find(|id| ix.slots.get(id).is_some_and(|x| Arc::ptr_eq(&x.stored, s)));
+            id.and_then(|id| ix.remove(id))
         };
-        let Some(id) = id else { return false };
-        let gone = self.lock().remove(id);
         if let Some(g) = gone {
             remove_quietly(&g.path);
         }
-        true
     }
 
     /// Views that together cover chunks `range` of `xorb` in order, possibly from several stored

@@ -36,6 +36,19 @@ pub enum SendFileError {
     Io(#[from] io::Error),
 }
 
+impl From<SendFileError> for io::Error {
+    fn from(e: SendFileError) -> io::Error {
+        match e {
+            SendFileError::Io(e) => e,
+            SendFileError::Stalled => io::Error::new(io::ErrorKind::TimedOut, "write stalled"),
+            SendFileError::FileEnded => io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()),
+            SendFileError::Unsupported { .. } => {
+                io::Error::new(io::ErrorKind::Unsupported, e.to_string())
+            }
+        }
+    }
+}
+
 /// Waits until `tcp` is writable, at most `stall`.
 async fn writable(tcp: &TcpStream, stall: Duration) -> Result<(), SendFileError> {
     match tokio::time::timeout(stall, tcp.writable()).await {

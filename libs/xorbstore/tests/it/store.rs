@@ -787,6 +787,24 @@ fn write_blob(
     path
 }
 
+/// References chunks `r` of `x`, at `offset` of `blob`.
+fn insert_ref(
+    s: &Store,
+    x: &TestXorb,
+    r: std::ops::Range<u32>,
+    blob: &Path,
+    offset: u64,
+) -> Result<InsertOutcome, StoreError> {
+    s.insert_blob_ref(
+        &x.hash(),
+        r.clone(),
+        &x.hashes(r.clone()),
+        &lens(x, r),
+        blob,
+        offset,
+    )
+}
+
 fn lens(x: &TestXorb, r: std::ops::Range<u32>) -> Vec<u32> {
     x.chunks[r.start as usize..r.end as usize]
         .iter()
@@ -800,16 +818,7 @@ fn blob_references_serve_uncompressed_records_of_the_blob_bytes_and_survive_rest
     let x = make_xorb(21, 10, 20_000);
     let blob = write_blob(tmp.path(), &x, 2..9, 1000);
     let s = open(tmp.path(), BIG);
-    let out = s
-        .insert_blob_ref(
-            &x.hash(),
-            2..9,
-            &x.hashes(2..9),
-            &lens(&x, 2..9),
-            &blob,
-            1000,
-        )
-        .unwrap();
+    let out = insert_ref(&s, &x, 2..9, &blob, 1000).unwrap();
     assert_eq!(
         out,
         InsertOutcome::Stored {
@@ -881,8 +890,7 @@ fn blob_references_to_a_blob_that_shrank_or_went_are_dropped() {
     let x = make_xorb(22, 6, 10_000);
     let blob = write_blob(tmp.path(), &x, 0..6, 0);
     let s = open(tmp.path(), BIG);
-    s.insert_blob_ref(&x.hash(), 0..6, &x.hashes(0..6), &lens(&x, 0..6), &blob, 0)
-        .unwrap();
+    insert_ref(&s, &x, 0..6, &blob, 0).unwrap();
     // Shrunk under a running store: the read fails cleanly and the range is dropped.
     let f = std::fs::OpenOptions::new().write(true).open(&blob).unwrap();
     f.set_len(100).unwrap();
@@ -895,8 +903,7 @@ fn blob_references_to_a_blob_that_shrank_or_went_are_dropped() {
     );
     // Gone between runs: dropped at open.
     let blob = write_blob(tmp.path(), &x, 0..6, 0);
-    s.insert_blob_ref(&x.hash(), 0..6, &x.hashes(0..6), &lens(&x, 0..6), &blob, 0)
-        .unwrap();
+    insert_ref(&s, &x, 0..6, &blob, 0).unwrap();
     drop(s);
     std::fs::remove_file(&blob).unwrap();
     let s = open(tmp.path(), BIG);
@@ -933,8 +940,7 @@ fn corrupt_blob_references_are_deleted_at_open() {
     let x = make_xorb(24, 4, 10_000);
     let blob = write_blob(tmp.path(), &x, 0..4, 0);
     let s = open(tmp.path(), BIG);
-    s.insert_blob_ref(&x.hash(), 0..4, &x.hashes(0..4), &lens(&x, 0..4), &blob, 0)
-        .unwrap();
+    insert_ref(&s, &x, 0..4, &blob, 0).unwrap();
     drop(s);
     let name = files(tmp.path(), ".xrb").pop().unwrap();
     let path = tmp.path().join(STORE_DIR).join(name);
