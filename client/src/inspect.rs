@@ -20,7 +20,7 @@ use crate::env_vars;
 use crate::hub::HubClient;
 use crate::mmap::MappedFile;
 use crate::pull::fetch::Sources;
-use crate::pull::tracker::TrackerClient;
+use zest_tracker_api::client::TrackerClient;
 
 /// Most fetch rounds for one remote header (each at least doubles what is held, so this is far
 /// more than any header under `modelfile`'s limits needs).
@@ -92,7 +92,7 @@ pub struct RemoteReport {
     pub whole_file_hash_verified: bool,
     /// With a tracker: xorb range bytes by where they came from (peers, edges, upstream).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fleet: Option<crate::pull::tracker::BytesBySource>,
+    pub fleet: Option<zest_tracker_api::BytesBySource>,
 }
 
 /// What `zest inspect --json` prints: the summary, and for remote files how it was fetched.
@@ -243,7 +243,7 @@ pub async fn remote_summary(
         whole_file_hash_verified,
         fleet: fleet.map(|f| {
             let c = *f.counters.lock().unwrap_or_else(|p| p.into_inner());
-            crate::pull::tracker::BytesBySource {
+            zest_tracker_api::BytesBySource {
                 local: c.local,
                 peers: c.peers,
                 edges: c.edges,

@@ -13,8 +13,9 @@ use xorbstore::peer::{PeerServer, PeerServerConfig};
 use xorbstore::{Store, StoreConfig};
 
 use crate::env_vars;
-use crate::pull::tracker::{
-    AnnounceRequest, ChunkRange, PeerDescriptor, PeerRole, TrackerClient, XorbHolding,
+use zest_tracker_api::client::TrackerClient;
+use zest_tracker_api::{
+    AnnounceRequest, ChunkRange, PeerDescriptor, Role as PeerRole, XorbHolding,
 };
 
 /// Arguments of `zest seed`.
@@ -104,12 +105,14 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
                     peer: PeerDescriptor {
                         id: peer_id.clone(),
                         addr: advertise.clone(),
-                        role: PeerRole::Client,
+                        role: PeerRole::Seed,
                         zone: String::new(),
                         free_bytes: 0,
                         load: 0,
                     },
                     full: Some(full),
+                    added: Vec::new(),
+                    removed: Vec::new(),
                 };
                 let wait = match t.announce(&req).await {
                     Ok(r) => {

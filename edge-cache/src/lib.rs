@@ -25,8 +25,9 @@ use xorbstore::{Store, StoreConfig};
 pub use config::Config;
 use edge::{Edge, EdgeFetcher};
 use metrics::Metrics;
-use tracker::{PeerDesc, Tracker};
+use tracker::Tracker;
 use urls::UrlSigner;
+use zest_tracker_api::PeerDescriptor;
 
 /// The bound sockets of an edge.
 #[derive(Debug)]
@@ -105,20 +106,21 @@ pub async fn run(
         Tracker::new(
             t,
             config.tracker_token.clone(),
-            PeerDesc {
+            PeerDescriptor {
                 id: peer_id.clone(),
                 addr: config
                     .peer_addr
                     .clone()
                     .unwrap_or_else(|| peer_addr.to_string()),
-                role: "edge".into(),
-                zone: config.zone.clone(),
+                role: zest_tracker_api::Role::Edge,
+                zone: config.zone.clone().unwrap_or_default(),
                 free_bytes: 0,
                 load: 0,
             },
             metrics.clone(),
         )
     });
+    let tracker = tracker.transpose().context("tracker client")?;
     let edge = Arc::new(Edge::new(
         store.clone(),
         metrics,

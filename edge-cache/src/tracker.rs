@@ -1,135 +1,54 @@
 //! The tracker client: announces the store's holdings (at start, soon after inserts, and on the
-//! interval the tracker asks for) and looks up peers holding a range on a miss. The request and
-//! response types mirror `docs/tracker-api.md` (the tracker crate is another service and is not a
-//! dependency). A tracker that is down never breaks serving: failures are logged and counted.
+//! interval the tracker asks for) and looks up peers holding a range on a miss, over
+//! `zest-tracker-api`'s client. A tracker that is down never breaks serving: failures are logged
+//! and counted.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use xet::MerkleHash;
 use xorbstore::Store;
+use zest_tracker_api::client::{TrackerClient, TrackerError};
+use zest_tracker_api::{
+    AnnounceRequest, AnnounceResponse, ChunkRange, LookupItem, LookupRequest, PeerDescriptor,
+    XorbHolding,
+};
 
 use crate::metrics::Metrics;
-
-/// `{"start","end"}` chunk range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireRange {
-    pub start: u32,
-    pub end: u32,
-}
-
-/// `peer` of an announce.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PeerDesc {
-    pub id: String,
-    pub addr: String,
-    pub role: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-    #[serde(default)]
-    pub free_bytes: u64,
-    #[serde(default)]
-    pub load: u64,
-}
-
-/// One xorb's ranges.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Holding {
-    pub hash: MerkleHash,
-    pub ranges: Vec<WireRange>,
-}
-
-/// `POST /v1/announce` body (full list or heartbeat).
-#[derive(Clone, Debug, Serialize)]
-pub struct AnnounceRequest {
-    pub peer: PeerDesc,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub full: Option<Vec<Holding>>,
-}
-
-/// `POST /v1/announce` answer.
-#[derive(Clone, Debug, Deserialize)]
-pub struct AnnounceResponse {
-    pub interval_secs: u64,
-    #[serde(default)]
-    pub ttl_secs: u64,
-    #[serde(default)]
-    pub resync: bool,
-}
-
-/// `POST /v1/lookup` item.
-#[derive(Clone, Debug, Serialize)]
-pub struct LookupItem {
-    pub hash: MerkleHash,
-    pub range: WireRange,
-}
-
-/// `POST /v1/lookup` body.
-#[derive(Clone, Debug, Serialize)]
-pub struct LookupRequest {
-    pub peer_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-    pub limit: u32,
-    pub items: Vec<LookupItem>,
-}
-
-/// A peer described in a lookup answer.
-#[derive(Clone, Debug, Deserialize)]
-pub struct LookupPeer {
-    pub addr: String,
-}
-
-/// One lookup result.
-#[derive(Clone, Debug, Deserialize)]
-pub struct LookupResult {
-    pub peers: Vec<String>,
-}
-
-/// `POST /v1/lookup` answer.
-#[derive(Clone, Debug, Deserialize)]
-pub struct LookupResponse {
-    pub peers: std::collections::HashMap<String, LookupPeer>,
-    pub results: Vec<LookupResult>,
-}
 
 /// Talks to one tracker.
 #[derive(Clone, Debug)]
 pub struct Tracker {
-    base: String,
-    token: Option<String>,
-    http: reqwest::Client,
-    pub peer: PeerDesc,
+    client: TrackerClient,
+    pub peer: PeerDescriptor,
     metrics: Metrics,
     dirty: Arc<Notify>,
 }
 
 impl Tracker {
-    pub fn new(base: &str, token: Option<String>, peer: PeerDesc, metrics: Metrics) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            token,
-            http,
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        peer: PeerDescriptor,
+        metrics: Metrics,
+    ) -> Result<Self, TrackerError> {
+        Ok(Self {
+            client: TrackerClient::new(base, token)?,
             peer,
             metrics,
             dirty: Arc::new(Notify::new()),
-        }
+        })
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.post(format!("{}{path}", self.base));
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
+    fn count(&self, call: &str, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.metrics
+            .tracker_calls
+            .with_label_values(&[call, outcome])
+            .inc();
     }
 
     /// Says the holdings changed (an announce follows after a short debounce).
@@ -138,19 +57,16 @@ impl Tracker {
     }
 
     /// Announces the full holdings of `store`.
-    pub async fn announce(&self, store: &Store) -> Result<AnnounceResponse, String> {
+    pub async fn announce(&self, store: &Store) -> Result<AnnounceResponse, TrackerError> {
         let full = store
             .holdings()
             .into_iter()
-            .map(|(hash, rs)| Holding {
+            .map(|(hash, rs)| XorbHolding {
                 hash,
                 ranges: rs
                     .into_iter()
                     .take(4096)
-                    .map(|r| WireRange {
-                        start: r.start,
-                        end: r.end,
-                    })
+                    .map(|r| ChunkRange::new(r.start, r.end))
                     .collect(),
             })
             .take(100_000)
@@ -161,27 +77,11 @@ impl Tracker {
         let body = AnnounceRequest {
             peer,
             full: Some(full),
+            added: Vec::new(),
+            removed: Vec::new(),
         };
-        let res = async {
-            let r = self
-                .post("/v1/announce")
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("status {}", r.status()));
-            }
-            r.json::<AnnounceResponse>()
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        let outcome = if res.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .tracker_calls
-            .with_label_values(&["announce", outcome])
-            .inc();
+        let res = self.client.announce(&body).await;
+        self.count("announce", res.is_ok());
         res
     }
 
@@ -193,35 +93,16 @@ impl Tracker {
         limit: u32,
     ) -> Vec<SocketAddr> {
         let body = LookupRequest {
-            peer_id: self.peer.id.clone(),
-            zone: self.peer.zone.clone(),
-            limit,
+            peer_id: Some(self.peer.id.clone()),
+            zone: (!self.peer.zone.is_empty()).then(|| self.peer.zone.clone()),
+            limit: Some(limit),
             items: vec![LookupItem {
                 hash: *xorb,
-                range: WireRange {
-                    start: range.start,
-                    end: range.end,
-                },
+                range: ChunkRange::new(range.start, range.end),
             }],
         };
-        let res = async {
-            let r = self
-                .post("/v1/lookup")
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("status {}", r.status()));
-            }
-            r.json::<LookupResponse>().await.map_err(|e| e.to_string())
-        }
-        .await;
-        let outcome = if res.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .tracker_calls
-            .with_label_values(&["lookup", outcome])
-            .inc();
+        let res = self.client.lookup(&body).await;
+        self.count("lookup", res.is_ok());
         match res {
             Ok(ans) => ans
                 .results
@@ -272,24 +153,26 @@ mod tests {
     #[test]
     fn announce_json_matches_the_contract() {
         let body = AnnounceRequest {
-            peer: PeerDesc {
+            peer: PeerDescriptor {
                 id: "edge-1".into(),
                 addr: "10.0.0.5:7071".into(),
-                role: "edge".into(),
-                zone: None,
+                role: zest_tracker_api::Role::Edge,
+                zone: String::new(),
                 free_bytes: 5,
                 load: 0,
             },
-            full: Some(vec![Holding {
+            full: Some(vec![XorbHolding {
                 hash: MerkleHash::from_bytes([0; 32]),
-                ranges: vec![WireRange { start: 0, end: 3 }],
+                ranges: vec![ChunkRange::new(0, 3)],
             }]),
+            added: Vec::new(),
+            removed: Vec::new(),
         };
         let v = serde_json::to_value(&body).expect("json");
         assert_eq!(v["peer"]["role"], "edge");
         assert_eq!(v["full"][0]["ranges"][0]["end"], 3);
         assert_eq!(v["full"][0]["hash"].as_str().map(str::len), Some(64));
-        let ans: LookupResponse = serde_json::from_str(
+        let ans: zest_tracker_api::LookupResponse = serde_json::from_str(
             r#"{"peers":{"e":{"addr":"127.0.0.1:1","role":"edge"}},"results":[{"peers":["e"]}]}"#,
         )
         .expect("parse");

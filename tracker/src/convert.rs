@@ -53,17 +53,19 @@ fn check_zone(field: &str, zone: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn role_from_wire(r: api::PeerRole) -> Role {
+pub fn role_from_wire(r: api::Role) -> Role {
     match r {
-        api::PeerRole::Edge => Role::Edge,
-        api::PeerRole::Client => Role::Client,
+        api::Role::Edge => Role::Edge,
+        api::Role::Client => Role::Client,
+        api::Role::Seed => Role::Seed,
     }
 }
 
-pub fn role_to_wire(r: Role) -> api::PeerRole {
+pub fn role_to_wire(r: Role) -> api::Role {
     match r {
-        Role::Edge => api::PeerRole::Edge,
-        Role::Client => api::PeerRole::Client,
+        Role::Edge => api::Role::Edge,
+        Role::Client => api::Role::Client,
+        Role::Seed => api::Role::Seed,
     }
 }
 

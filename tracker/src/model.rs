@@ -8,11 +8,13 @@ use xet::MerkleHash;
 
 use crate::ranges::RangeSet;
 
-/// What kind of node a peer is; edges are preferred over clients in lookups.
+/// What kind of node a peer is; edges are preferred over clients and seeds in lookups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
     Edge,
     Client,
+    /// A client serving its local store (`zest seed`).
+    Seed,
 }
 
 impl Role {
@@ -20,6 +22,7 @@ impl Role {
         match self {
             Role::Edge => "edge",
             Role::Client => "client",
+            Role::Seed => "seed",
         }
     }
 
@@ -27,6 +30,7 @@ impl Role {
         match s {
             "edge" => Some(Role::Edge),
             "client" => Some(Role::Client),
+            "seed" => Some(Role::Seed),
             _ => None,
         }
     }

@@ -36,7 +36,7 @@ pub fn rank<'a, T: Copy, R: Rng + ?Sized>(
             };
             let role = match p.role {
                 Role::Edge => 0,
-                Role::Client => 1,
+                Role::Client | Role::Seed => 1,
             };
             ((other_zone, role, p.load, rng.random::<u32>()), id)
         })

@@ -25,8 +25,9 @@ use xet::MerkleHash;
 use xorbstore::peer::{FetchOptions, PeerClient, PeerClientConfig, PeerError};
 use xorbstore::{Expectation, Store};
 
-use super::tracker::{ChunkRange, LookupItem, PeerRole, TrackerClient};
 use crate::hub::HubClient;
+use zest_tracker_api::client::TrackerClient;
+use zest_tracker_api::{ChunkRange, LookupItem, LookupRequest, Role as PeerRole};
 
 /// Upstream races started for slow fleet requests, at most, at once.
 pub const MAX_HEDGES: usize = 4;
@@ -270,7 +271,7 @@ impl Sources {
         self.tracker_down.load(Ordering::Relaxed)
     }
 
-    fn mark_tracker_down(&self, what: &str, e: &anyhow::Error) {
+    fn mark_tracker_down(&self, what: &str, e: &impl std::fmt::Display) {
         if !self.tracker_down.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = %format!("{e:#}"),
@@ -400,21 +401,24 @@ impl Sources {
         if self.tracker_down() {
             return out;
         }
-        for (ci, chunk) in units.chunks(super::tracker::MAX_LOOKUP_ITEMS).enumerate() {
+        for (ci, chunk) in units.chunks(zest_tracker_api::MAX_LOOKUP_ITEMS).enumerate() {
             let items = chunk
                 .iter()
                 .map(|u| LookupItem {
                     hash: u.xorb,
-                    range: ChunkRange {
-                        start: u.chunks.start,
-                        end: u.chunks.end,
-                    },
+                    range: ChunkRange::new(u.chunks.start, u.chunks.end),
                 })
                 .collect();
-            match t.lookup(&self.peer_id, items).await {
+            let req = LookupRequest {
+                peer_id: Some(self.peer_id.clone()),
+                zone: None,
+                limit: Some(8),
+                items,
+            };
+            match t.lookup(&req).await {
                 Ok(r) => {
                     for (i, res) in r.results.into_iter().enumerate() {
-                        let idx = ci * super::tracker::MAX_LOOKUP_ITEMS + i;
+                        let idx = ci * zest_tracker_api::MAX_LOOKUP_ITEMS + i;
                         for id in res.peers {
                             if let Some(p) = r.peers.get(&id) {
                                 out[idx].push((id, p.addr.clone(), p.role));
@@ -642,7 +646,7 @@ impl Sources {
     ) -> Option<Fetched> {
         let source = match cand.role {
             PeerRole::Edge => Source::Edge(cand.id.clone()),
-            PeerRole::Client => Source::Peer(cand.id.clone()),
+            PeerRole::Client | PeerRole::Seed => Source::Peer(cand.id.clone()),
         };
         let _inflight = self.start_request(&cand.id);
         let client = match self.client(cand).await {

@@ -13,7 +13,6 @@ pub mod check;
 pub mod fetch;
 pub mod journal;
 pub mod progress;
-pub mod tracker;
 pub mod xetfile;
 
 use std::io::Write;
@@ -34,7 +33,8 @@ use crate::hub::{self, HubClient};
 use cache::RepoCache;
 use fetch::Sources;
 use progress::Progress;
-use tracker::{Manifest, ManifestFile, ManifestTerm, TrackerClient};
+use zest_tracker_api::client::TrackerClient;
+use zest_tracker_api::{self as tracker, Manifest, ManifestFile, ManifestTerm};
 
 /// Files pulled at once.
 const PARALLEL_FILES: usize = 4;
@@ -368,7 +368,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
 
     if let Some(t) = trackerc.as_ref().filter(|_| !sources.tracker_down()) {
         let report = tracker::ReportRequest {
-            peer_id: peer_id.clone(),
+            peer_id: Some(peer_id.clone()),
             repo: args.repo.clone(),
             revision: args.revision.clone(),
             bytes: summary.bytes,

@@ -24,7 +24,7 @@ use super::cache::RepoCache;
 use super::fetch::{Fetched, Source, Sources, Unit};
 use super::journal::{self, Journal};
 use super::progress::FileBar;
-use super::tracker::{ChunkRange, ManifestTerm, PeerRole};
+use zest_tracker_api::{ChunkRange, ManifestTerm, Role as PeerRole};
 
 /// Extra upstream fetches of a range whose bytes do not decode, before giving up.
 const MAX_UPSTREAM_TRIES: u32 = 3;

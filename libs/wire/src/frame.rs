@@ -14,6 +14,10 @@ use xet::MerkleHash;
 
 use crate::error::{ErrorCode, FrameError};
 use crate::limits::*;
+pub use crate::role::Role;
+/// A range of chunk indices `[start, end)` of a xorb (valid in a frame when `start < end`): the
+/// one chunk-range type of the workspace, `xet`'s.
+pub use xet::cas::ChunkRange;
 
 /// The type tag of a frame (byte 5 of the frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,29 +51,6 @@ impl FrameType {
             0x09 => FrameType::Cancel,
             0x0a => FrameType::Ping,
             0x0b => FrameType::Pong,
-            _ => return None,
-        })
-    }
-}
-
-/// What a side of a connection is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Role {
-    /// A downloader that does not serve (`zest pull`).
-    Client = 0,
-    /// An edge cache (`zest-edge`).
-    Edge = 1,
-    /// A client serving its local store (`zest seed`).
-    Seed = 2,
-}
-
-impl Role {
-    fn from_u8(v: u8) -> Option<Role> {
-        Some(match v {
-            0 => Role::Client,
-            1 => Role::Edge,
-            2 => Role::Seed,
             _ => return None,
         })
     }
@@ -141,29 +122,6 @@ impl Handshake {
             max_in_flight: limits.max_in_flight,
             peer_id: peer_id.into(),
         }
-    }
-}
-
-/// A range of chunk indices `[start, end)` of a xorb; `start < end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChunkRange {
-    pub start: u32,
-    /// Exclusive.
-    pub end: u32,
-}
-
-impl ChunkRange {
-    pub fn new(start: u32, end: u32) -> ChunkRange {
-        ChunkRange { start, end }
-    }
-
-    /// Number of chunks (0 for an invalid range with `end <= start`).
-    pub fn len(&self) -> u32 {
-        self.end.saturating_sub(self.start)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod limits;
+pub mod role;
 
 pub use connection::{Accepted, Connection, ProtocolError};
 pub use error::{ErrorCode, FrameError};

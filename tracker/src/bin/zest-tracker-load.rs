@@ -190,9 +190,9 @@ async fn setup(cli: &Cli) -> anyhow::Result<()> {
                 id: peer_id(j),
                 addr: format!("127.0.0.1:{}", 20000 + j),
                 role: if j % 3 == 0 {
-                    api::PeerRole::Edge
+                    api::Role::Edge
                 } else {
-                    api::PeerRole::Client
+                    api::Role::Client
                 },
                 zone: if j % 2 == 0 { "a".into() } else { "b".into() },
                 free_bytes: 1 << 40,
@@ -351,7 +351,7 @@ async fn announce(cli: &Cli, ranges: u64, count: usize) -> anyhow::Result<()> {
             peer: api::PeerDescriptor {
                 id: "bench-announcer".into(),
                 addr: "127.0.0.1:1".into(),
-                role: api::PeerRole::Edge,
+                role: api::Role::Edge,
                 zone: "a".into(),
                 free_bytes: 0,
                 load: 0,

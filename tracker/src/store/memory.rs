@@ -298,7 +298,7 @@ impl Store for MemoryStore {
                 stats.peers += 1;
                 match p.record.role {
                     crate::model::Role::Edge => stats.edges += 1,
-                    crate::model::Role::Client => stats.clients += 1,
+                    crate::model::Role::Client | crate::model::Role::Seed => stats.clients += 1,
                 }
                 stats.held_xorbs += p.xorbs.len() as u64;
             }

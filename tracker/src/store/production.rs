@@ -108,7 +108,7 @@ impl Store for PgRedisStore {
             stats.peers += 1;
             match p.record.role {
                 Role::Edge => stats.edges += 1,
-                Role::Client => stats.clients += 1,
+                Role::Client | Role::Seed => stats.clients += 1,
             }
             stats.held_xorbs += p.held_xorbs;
         }

@@ -2,13 +2,13 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use zest_tracker::api::{self, PeerRole};
+use zest_tracker::api::{self, Role};
 
 use crate::harness::*;
 
 pub async fn announce_then_lookup(b: Backend) {
     let env = Env::start(b).await;
-    let e1 = peer("edge-1", PeerRole::Edge, "z1", 0);
+    let e1 = peer("edge-1", Role::Edge, "z1", 0);
     let r = env
         .announce(&full(
             e1.clone(),
@@ -36,7 +36,7 @@ pub async fn announce_then_lookup(b: Backend) {
     let r = env.lookup(&one_lookup(1, 0, 1)).await;
     let info = &r.peers["edge-1"];
     assert_eq!(info.addr, e1.addr);
-    assert_eq!(info.role, PeerRole::Edge);
+    assert_eq!(info.role, Role::Edge);
     assert_eq!(info.zone, "z1");
     assert_eq!(r.peers.len(), 1);
 
@@ -48,7 +48,7 @@ pub async fn announce_then_lookup(b: Backend) {
 
 pub async fn deltas_add_and_remove_ranges(b: Backend) {
     let env = Env::start(b).await;
-    let p = peer("client-1", PeerRole::Client, "", 0);
+    let p = peer("client-1", Role::Client, "", 0);
     env.announce(&full(p.clone(), vec![holding(1, &[(0, 100)])]))
         .await;
     // Remove a middle piece: the range splits.
@@ -85,7 +85,7 @@ pub async fn deltas_add_and_remove_ranges(b: Backend) {
 
 pub async fn full_list_replaces_holdings(b: Backend) {
     let env = Env::start(b).await;
-    let p = peer("edge-9", PeerRole::Edge, "", 0);
+    let p = peer("edge-9", Role::Edge, "", 0);
     env.announce(&full(
         p.clone(),
         vec![holding(1, &[(0, 10)]), holding(2, &[(0, 10)])],
@@ -119,8 +119,8 @@ pub async fn full_list_replaces_holdings(b: Backend) {
 
 pub async fn ttl_expiry_drops_peer(b: Backend) {
     let env = Env::start(b).await;
-    let a = peer("edge-a", PeerRole::Edge, "", 0);
-    let c = peer("edge-c", PeerRole::Edge, "", 0);
+    let a = peer("edge-a", Role::Edge, "", 0);
+    let c = peer("edge-c", Role::Edge, "", 0);
     env.announce(&full(a.clone(), vec![holding(1, &[(0, 10)])]))
         .await;
     env.announce(&full(c.clone(), vec![holding(1, &[(0, 10)])]))
@@ -163,12 +163,12 @@ pub async fn ttl_expiry_drops_peer(b: Backend) {
 pub async fn ranking_zone_role_load_never_asker(b: Backend) {
     let env = Env::start(b).await;
     let all = [
-        peer("me", PeerRole::Edge, "a", 0),
-        peer("client-far", PeerRole::Client, "b", 0),
-        peer("edge-far", PeerRole::Edge, "b", 0),
-        peer("client-near", PeerRole::Client, "a", 0),
-        peer("edge-near-busy", PeerRole::Edge, "a", 7),
-        peer("edge-near-idle", PeerRole::Edge, "a", 1),
+        peer("me", Role::Edge, "a", 0),
+        peer("client-far", Role::Client, "b", 0),
+        peer("edge-far", Role::Edge, "b", 0),
+        peer("client-near", Role::Client, "a", 0),
+        peer("edge-near-busy", Role::Edge, "a", 7),
+        peer("edge-near-idle", Role::Edge, "a", 1),
     ];
     for p in &all {
         env.announce(&full(p.clone(), vec![holding(1, &[(0, 50)])]))
@@ -209,7 +209,7 @@ pub async fn ranking_spreads_among_equals(b: Backend) {
     let env = Env::start(b).await;
     for i in 0..3 {
         env.announce(&full(
-            peer(&format!("edge-{i}"), PeerRole::Edge, "a", 0),
+            peer(&format!("edge-{i}"), Role::Edge, "a", 0),
             vec![holding(1, &[(0, 5)])],
         ))
         .await;
@@ -403,7 +403,7 @@ pub async fn restart_durability_and_rebuild(b: Backend) {
         Some(TOKEN),
     )
     .await;
-    let e = peer("edge-1", PeerRole::Edge, "", 0);
+    let e = peer("edge-1", Role::Edge, "", 0);
     env.announce(&full(e.clone(), vec![holding(1, &[(0, 10)])]))
         .await;
 
@@ -457,7 +457,7 @@ pub async fn restart_durability_and_rebuild(b: Backend) {
 pub async fn auth_refusals(b: Backend) {
     let env = Env::start(b).await;
     let ann = full(
-        peer("edge-1", PeerRole::Edge, "", 0),
+        peer("edge-1", Role::Edge, "", 0),
         vec![holding(1, &[(0, 1)])],
     );
     let m = sample_manifest();
@@ -726,7 +726,7 @@ pub async fn bad_input_gets_400(b: Backend) {
     assert!(resp["error"].is_string());
     // The tracker still works.
     env.announce(&full(
-        peer("p1", PeerRole::Edge, "", 0),
+        peer("p1", Role::Edge, "", 0),
         vec![holding(1, &[(0, 1)])],
     ))
     .await;
@@ -737,12 +737,12 @@ pub async fn bad_input_gets_400(b: Backend) {
 pub async fn delete_peer(b: Backend) {
     let env = Env::start(b).await;
     env.announce(&full(
-        peer("leaver", PeerRole::Client, "", 0),
+        peer("leaver", Role::Client, "", 0),
         vec![holding(1, &[(0, 4)])],
     ))
     .await;
     env.announce(&full(
-        peer("stayer", PeerRole::Client, "", 0),
+        peer("stayer", Role::Client, "", 0),
         vec![holding(1, &[(0, 4)])],
     ))
     .await;
@@ -760,7 +760,7 @@ pub async fn delete_peer(b: Backend) {
     let p = &env.peers().await.peers[0];
     assert_eq!(
         (p.held_xorbs, p.expires_in_secs, p.role),
-        (1, TTL_SECS, PeerRole::Client)
+        (1, TTL_SECS, Role::Client)
     );
 }
 
@@ -774,19 +774,19 @@ pub async fn batch_lookup_of_2000_xorbs(b: Backend) {
         .map(|i| holding(i, &[(0, 32)]))
         .collect();
     assert_eq!(
-        env.announce(&full(peer("e0", PeerRole::Edge, "", 0), e0))
+        env.announce(&full(peer("e0", Role::Edge, "", 0), e0))
             .await
             .held_xorbs,
         1000
     );
     assert_eq!(
-        env.announce(&full(peer("e1", PeerRole::Edge, "", 0), e1))
+        env.announce(&full(peer("e1", Role::Edge, "", 0), e1))
             .await
             .held_xorbs,
         1000
     );
     assert_eq!(
-        env.announce(&full(peer("c", PeerRole::Client, "", 0), c))
+        env.announce(&full(peer("c", Role::Client, "", 0), c))
             .await
             .held_xorbs,
         200

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use zest_tracker::api::PeerRole;
+use zest_tracker::api::Role;
 
 use crate::harness::*;
 
@@ -14,7 +14,7 @@ use crate::harness::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_while_looking_up() {
     let mut env = Env::start(Backend::PgRedis).await;
-    let e = peer("edge-1", PeerRole::Edge, "", 0);
+    let e = peer("edge-1", Role::Edge, "", 0);
     env.announce(&full(e.clone(), vec![holding(1, &[(0, 10)])]))
         .await;
     assert_eq!(env.holders(1, 0, 10).await, ["edge-1"]);
@@ -176,7 +176,7 @@ async fn two_trackers_share_state_and_peer_cache_follows() {
         }
     };
     env.announce(&full(
-        peer("edge-1", PeerRole::Edge, "", 1),
+        peer("edge-1", Role::Edge, "", 1),
         vec![holding(1, &[(0, 8)])],
     ))
     .await;
@@ -189,7 +189,7 @@ async fn two_trackers_share_state_and_peer_cache_follows() {
     assert_eq!(r.peers["edge-1"].load, 1);
     // A changed record reaches the other tracker's cache.
     env.announce(&full(
-        peer("edge-1", PeerRole::Edge, "", 9),
+        peer("edge-1", Role::Edge, "", 9),
         vec![holding(1, &[(0, 8)])],
     ))
     .await;
@@ -264,7 +264,7 @@ async fn old_layout_and_corrupt_records_are_ignored() {
         .await
         .expect("old layout written");
     // Under the current prefix: text, truncated and wrong-version values beside a live peer.
-    let e = peer("edge-1", PeerRole::Edge, "", 0);
+    let e = peer("edge-1", Role::Edge, "", 0);
     env.announce(&full(e.clone(), vec![holding(1, &[(0, 10)])]))
         .await;
     for (field, value) in [

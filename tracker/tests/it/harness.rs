@@ -47,7 +47,7 @@ pub fn holding(i: u64, ranges: &[(u32, u32)]) -> api::XorbHolding {
     }
 }
 
-pub fn peer(id: &str, role: api::PeerRole, zone: &str, load: u32) -> api::PeerDescriptor {
+pub fn peer(id: &str, role: api::Role, zone: &str, load: u32) -> api::PeerDescriptor {
     api::PeerDescriptor {
         id: id.into(),
         addr: format!("127.0.0.1:{}", 9000 + id.len()),
