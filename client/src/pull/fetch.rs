@@ -26,7 +26,7 @@ use xorbstore::peer::{FetchOptions, PeerClient, PeerClientConfig, PeerError};
 use xorbstore::{Expectation, Store};
 
 use super::tracker::{ChunkRange, LookupItem, PeerRole, TrackerClient};
-use crate::hub::HubClient;
+use hub::HubClient;
 
 /// Upstream races started for slow fleet requests, at most, at once.
 pub const MAX_HEDGES: usize = 4;
@@ -180,6 +180,15 @@ pub fn check(chunks: Range<u32>, raw: Bytes, source: Source) -> anyhow::Result<F
         bail!("{} chunks, expected {want}", lens.len());
     }
     Ok(Fetched { raw, lens, source })
+}
+
+/// Upstream answered, but not with the chunk records asked for (a flaky upstream or network):
+/// worth asking again, unlike an HTTP failure, which [`HubClient`] already retried.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream sent malformed chunk records for xorb {xorb}: {why}")]
+pub struct MalformedUpstream {
+    pub xorb: MerkleHash,
+    pub why: String,
 }
 
 impl Fetched {
@@ -555,8 +564,9 @@ impl Sources {
         self.fetch_upstream(unit).await
     }
 
-    /// Fetches `unit` from its signed upstream URL (HTTP retries inside; a few more attempts
-    /// when the bytes do not decode).
+    /// Fetches `unit` from its signed upstream URL, once: HTTP failures are retried inside
+    /// [`HubClient`] and nowhere else; bytes that do not decode come back as
+    /// [`MalformedUpstream`] for the caller to decide.
     async fn fetch_upstream(&self, unit: &Unit) -> anyhow::Result<Fetched> {
         let Some((url, s, e)) = &unit.upstream else {
             bail!(
@@ -567,20 +577,20 @@ impl Sources {
             );
         };
         let hub = self.hub.as_ref().context("upstream is not available")?;
-        let mut last = None;
-        for _ in 0..4 {
-            let raw = hub.xorb_range(url, *s, *e).await?;
-            let len = raw.len() as u64;
-            self.count(&Source::Upstream, len);
-            match check(unit.chunks.clone(), raw, Source::Upstream) {
-                Ok(f) => return Ok(f),
-                Err(e) => {
-                    tracing::warn!(error = %e, xorb = %unit.xorb, "upstream sent malformed chunk records; retrying");
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("upstream failed")))
+        let raw = hub
+            .xorb_range(
+                url,
+                xet::cas::ByteRange::new(*s, *e),
+                xorbstore::MAX_RANGE_BYTES as u64,
+            )
+            .await?;
+        self.count(&Source::Upstream, raw.len() as u64);
+        check(unit.chunks.clone(), raw, Source::Upstream).map_err(|e| {
+            anyhow::Error::new(MalformedUpstream {
+                xorb: unit.xorb,
+                why: format!("{e:#}"),
+            })
+        })
     }
 
     /// [`Self::try_peer`], raced by upstream when it has not answered after the hedging delay
