@@ -259,3 +259,18 @@ async fn reconstruction_refreshes_the_token_on_401_and_falls_back_to_v1() {
     assert!(lower(2).contains("bearer fresh"));
     assert!(s.request(3).starts_with("GET /v1/reconstructions/"));
 }
+
+#[test]
+fn resolve_and_token_urls_are_encoded_and_links_made_absolute() {
+    let c = HubClient::new("http://h:1/hub/", None, RetryPolicy::none()).expect("client");
+    assert_eq!(
+        c.resolve_url("org/model", "refs/pr/1", "dir/my model.gguf"),
+        "http://h:1/hub/org/model/resolve/refs%2Fpr%2F1/dir/my%20model.gguf"
+    );
+    assert_eq!(
+        c.token_url(RepoType::Model, "org/model", "refs/pr/1"),
+        "http://h:1/hub/api/models/org/model/xet-read-token/refs%2Fpr%2F1"
+    );
+    assert_eq!(c.absolute("/api/x").expect("abs"), "http://h:1/api/x");
+    assert_eq!(c.absolute("https://o/x").expect("abs"), "https://o/x");
+}
