@@ -182,6 +182,13 @@ pub fn check(chunks: Range<u32>, raw: Bytes, source: Source) -> anyhow::Result<F
     Ok(Fetched { raw, lens, source })
 }
 
+/// Keeps `e` in `slot` unless it is [`MalformedUpstream`] (bytes worth asking for again).
+fn keep_http_failure(slot: &mut Option<anyhow::Error>, e: anyhow::Error) {
+    if e.downcast_ref::<MalformedUpstream>().is_none() {
+        *slot = Some(e);
+    }
+}
+
 /// Upstream answered, but not with the chunk records asked for (a flaky upstream or network):
 /// worth asking again, unlike an HTTP failure, which [`HubClient`] already retried.
 #[derive(Debug, thiserror::Error)]
@@ -534,12 +541,14 @@ impl Sources {
                 })
                 .collect();
             let mut tried = HashSet::new();
+            // An upstream race that already failed with the retry policy spent.
+            let mut upstream_failed = None;
             for _ in 0..MAX_HOLDER_TRIES {
                 let Some(c) = self.pick(&cands, &tried) else {
                     break;
                 };
                 tried.insert(c.id.clone());
-                if let Some(f) = self.try_hedged(c, unit, None).await {
+                if let Some(f) = self.try_hedged(c, unit, None, &mut upstream_failed).await {
                     return Ok(f);
                 }
             }
@@ -555,10 +564,17 @@ impl Sources {
                         byte_start: *s,
                         byte_end: *e,
                     };
-                    if let Some(f) = self.try_hedged(c, unit, Some(up)).await {
+                    if let Some(f) = self
+                        .try_hedged(c, unit, Some(up), &mut upstream_failed)
+                        .await
+                    {
                         return Ok(f);
                     }
                 }
+            }
+            // Asking again would cost the upstream another round of the policy's attempts.
+            if let Some(e) = upstream_failed {
+                return Err(e);
             }
         }
         self.fetch_upstream(unit).await
@@ -594,12 +610,14 @@ impl Sources {
     }
 
     /// [`Self::try_peer`], raced by upstream when it has not answered after the hedging delay
-    /// (and a hedge slot is free). `None` when neither produced the unit.
+    /// (and a hedge slot is free). `None` when neither produced the unit; an upstream HTTP
+    /// failure is kept in `upstream_failed` so the caller does not ask upstream again.
     async fn try_hedged(
         &self,
         cand: &Candidate,
         unit: &Unit,
         upstream: Option<wire::Upstream>,
+        upstream_failed: &mut Option<anyhow::Error>,
     ) -> Option<Fetched> {
         // An edge handed the upstream URL is itself fetching from upstream: racing it would
         // only make the origin send the range twice.
@@ -628,7 +646,13 @@ impl Sources {
         tokio::select! {
             r = &mut peer => match r {
                 Some(f) => Some(f),
-                None => up.await.ok(),
+                None => match up.await {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        keep_http_failure(upstream_failed, e);
+                        None
+                    }
+                },
             },
             r = &mut up => match r {
                 Ok(f) => {
@@ -638,6 +662,7 @@ impl Sources {
                 }
                 Err(e) => {
                     tracing::debug!(error = %format!("{e:#}"), "upstream race failed");
+                    keep_http_failure(upstream_failed, e);
                     peer.await
                 }
             },
