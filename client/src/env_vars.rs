@@ -17,6 +17,9 @@ pub const ZEST_TRACKER: &str = "ZEST_TRACKER";
 pub const ZEST_LOG_JSON: &str = "ZEST_LOG_JSON";
 /// Worker threads for hashing (default: all cores; same as `--threads`).
 pub const ZEST_THREADS: &str = "ZEST_THREADS";
+/// Retries of a failed Hub, CAS or xorb request (`--max-retries` of `zest pull` and `zest
+/// inspect`).
+pub const ZEST_MAX_RETRIES: &str = "ZEST_MAX_RETRIES";
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const RUST_LOG: &str = "RUST_LOG";
 /// Python interpreter with `hf_xet` installed, used by tests and benchmark scripts to compare

@@ -17,9 +17,9 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::env_vars;
-use crate::hub::HubClient;
 use crate::mmap::MappedFile;
 use crate::pull::fetch::Sources;
+use hub::{HubClient, RetryPolicy};
 use zest_tracker_api::client::TrackerClient;
 
 /// Most fetch rounds for one remote header (each at least doubles what is held, so this is far
@@ -53,6 +53,10 @@ pub struct InspectArgs {
     /// Bearer token for the tracker, when its lookups are protected.
     #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
     pub tracker_token: Option<String>,
+    /// Retries of a failed Hub, CAS or xorb request (408, 429, 5xx, broken connections);
+    /// 0 sends each request once (remote only).
+    #[arg(long, env = env_vars::ZEST_MAX_RETRIES, default_value_t = hub::retry::DEFAULT_MAX_RETRIES)]
+    pub max_retries: u32,
 }
 
 impl std::fmt::Debug for InspectArgs {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for InspectArgs {
             .field("endpoint", &self.endpoint)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("tracker", &self.tracker)
+            .field("max_retries", &self.max_retries)
             .finish()
     }
 }
@@ -150,11 +155,13 @@ fn inspect_remote(
         revision: args.revision.clone(),
         path: path.to_owned(),
     };
+    let policy = RetryPolicy::with_max_retries(args.max_retries);
+    let hub = HubClient::new(&location.endpoint, location.token.clone(), policy)?;
     let fleet = match args.tracker.as_deref().map(str::trim) {
-        Some(t) if !t.is_empty() => Some(fleet_sources(&location, t, args)?),
+        Some(t) if !t.is_empty() => Some(fleet_sources(&location, t, args, policy)?),
         _ => None,
     };
-    let (mut summary, report) = runtime.block_on(remote_summary(&location, fleet))?;
+    let (mut summary, report) = runtime.block_on(remote_summary(&hub, &location, fleet))?;
     if !args.tensors {
         summary.tensors.clear();
     }
@@ -168,8 +175,10 @@ fn fleet_sources(
     location: &remote::Location,
     tracker: &str,
     args: &InspectArgs,
+    policy: RetryPolicy,
 ) -> anyhow::Result<Arc<Sources>> {
-    let hub = HubClient::new(&location.endpoint, location.token.clone())?;
+    // Its own counters: the remote file's report adds the fleet's requests to its own.
+    let hub = HubClient::new(&location.endpoint, location.token.clone(), policy)?;
     let tracker = TrackerClient::new(tracker, args.tracker_token.clone())
         .with_context(|| format!("bad tracker URL {tracker:?}"))?;
     let peer_id = format!(
@@ -188,10 +197,11 @@ fn fleet_sources(
 /// Fetches a remote file's header — the first [`modelfile::INITIAL_FETCH_LEN`] bytes, then more
 /// as the parser asks — and summarises it; through `fleet` when given.
 pub async fn remote_summary(
+    hub: &HubClient,
     location: &remote::Location,
     fleet: Option<Arc<Sources>>,
 ) -> anyhow::Result<(modelfile::Summary, RemoteReport)> {
-    let mut file = remote::RemoteFile::open(location).await?;
+    let mut file = remote::RemoteFile::open(hub, location).await?;
     if let Some(f) = &fleet {
         file.via_fleet(f.clone());
     }

@@ -5,7 +5,6 @@ pub mod cli;
 pub mod demo;
 pub mod env_vars;
 pub mod hash_cmd;
-pub mod hub;
 pub mod inspect;
 pub mod logging;
 pub mod mmap;

@@ -34,6 +34,11 @@ pub struct Config {
         default_value = "https://huggingface.co"
     )]
     pub upstream: String,
+    /// Retries of a failed request of the edge's own to upstream (a xorb range, a
+    /// reconstruction, a warm's API calls) on 408, 429, 5xx or a broken connection; 0 sends each
+    /// once. Forwarded client requests are never retried (the client decides).
+    #[arg(long, env = "ZEST_EDGE_UPSTREAM_MAX_RETRIES", default_value_t = 5)]
+    pub upstream_max_retries: u32,
     /// Base URL of the zest tracker (announce and lookup); none = no tracker.
     #[arg(long, env = "ZEST_TRACKER")]
     pub tracker: Option<String>,

@@ -2,7 +2,9 @@
 //! tracker) or from the signed upstream URL, coalesced by the store's [`SingleFlight`]; and
 //! file verification: before the edge hands out a reconstruction it fetches the file's ranges,
 //! recomputes the Xet file hash from their chunks and stores them as `FileVerified` only when it
-//! matches, so bytes that fail are never stored or served.
+//! matches, so bytes that fail are never stored or served. The edge's own upstream requests
+//! (xorb ranges, reconstructions, warm's API calls) go through [`hub::HubClient`] and its retry
+//! policy; the raw clients here only forward client requests verbatim (the cache-proxy).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -13,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use hub::{HubClient, HubError, RetryPolicy};
 use tokio::sync::OnceCell;
 use wire::{Role, Upstream};
-use xet::cas::{ByteRange, ChunkRange, ReconstructionV1, ReconstructionV2};
+use xet::cas::{ByteRange, CasJwtInfo, ChunkRange, ReconstructionV2};
 use xet::MerkleHash;
 use xorbstore::peer::UpstreamFetcher;
 use xorbstore::peer::{FetchError, FetchOptions, PeerClient, PeerClientConfig, SingleFlight};
@@ -53,10 +56,13 @@ type FileCell = Arc<OnceCell<Result<Vec<Entry>, FileError>>>;
 pub struct Edge {
     pub store: Store,
     pub flights: SingleFlight,
-    /// Hub and CAS calls (no redirects followed, so they reach the client).
+    /// Forwarded Hub and CAS calls (no redirects followed, so they reach the client).
     pub hub: reqwest::Client,
-    /// Xorb range fetches and full-file GETs (redirects followed).
+    /// Forwarded full-file GETs (redirects followed).
     pub fetch: reqwest::Client,
+    /// The edge's own requests to upstream (xorb ranges, reconstructions, warm), retried by
+    /// its policy.
+    pub upstream_client: HubClient,
     pub metrics: Metrics,
     pub signer: UrlSigner,
     /// Base URL clients reach us at, no trailing slash.
@@ -85,7 +91,8 @@ impl Edge {
         tracker: Option<Tracker>,
         peer_id: String,
         verify_max_file_bytes: u64,
-    ) -> Self {
+        retry: RetryPolicy,
+    ) -> Result<Self, HubError> {
         let hub = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -96,11 +103,13 @@ impl Edge {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Self {
+        let upstream_client = HubClient::new(&upstream, None, retry)?;
+        Ok(Self {
             flights: SingleFlight::new(store.clone()),
             store,
             hub,
             fetch,
+            upstream_client,
             metrics,
             signer,
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -111,53 +120,24 @@ impl Edge {
             verify_max_file_bytes,
             files_inflight: Mutex::default(),
             verified: Mutex::default(),
-        }
+        })
     }
 
-    /// GETs `url` with `Range: bytes`, no credentials, reading at most the range's length.
-    pub async fn fetch_upstream(&self, url: &str, bytes: ByteRange) -> Result<Bytes, String> {
-        let want = bytes.len();
-        if want == 0 || want > MAX_RANGE_BYTES as u64 {
-            return Err(format!("byte range of {want} bytes refused"));
-        }
+    /// GETs `url` with `Range: bytes`, no credentials, exactly the range's length.
+    pub async fn fetch_upstream(&self, url: &str, bytes: ByteRange) -> Result<Bytes, HubError> {
         let started = Instant::now();
-        let resp = self
-            .fetch
-            .get(url)
-            .header(reqwest::header::RANGE, bytes.header_value())
-            .timeout(Duration::from_secs(300))
-            .send()
-            .await
-            .map_err(|e| format!("GET xorb range: {e}"))?;
-        let status = resp.status();
-        if status != reqwest::StatusCode::PARTIAL_CONTENT
-            && !(status == reqwest::StatusCode::OK && bytes.start == 0)
-        {
-            return Err(format!("GET xorb range: status {status}"));
-        }
-        let mut buf = BytesMut::with_capacity(want as usize);
-        let mut stream = resp.bytes_stream();
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(|e| format!("reading xorb range: {e}"))?;
-            if (buf.len() + piece.len()) as u64 > want {
-                return Err(format!("upstream sent more than the {want} bytes asked"));
-            }
-            buf.extend_from_slice(&piece);
-        }
-        if buf.len() as u64 != want {
-            return Err(format!(
-                "upstream sent {} of the {want} bytes asked",
-                buf.len()
-            ));
-        }
+        let body = self
+            .upstream_client
+            .xorb_range(url, bytes, MAX_RANGE_BYTES as u64)
+            .await?;
         self.metrics
             .upstream_fetch_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics
             .bytes_fetched
             .with_label_values(&["upstream"])
-            .inc_by(want);
-        Ok(buf.freeze())
+            .inc_by(body.len() as u64);
+        Ok(body)
     }
 
     /// Tries the peers the tracker names for the range (verified structurally, and against
@@ -215,7 +195,9 @@ impl Edge {
                 return Ok(b);
             }
         }
-        self.fetch_upstream(&e.url, e.bytes).await
+        self.fetch_upstream(&e.url, e.bytes)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Chunks of `e` from the store, or fetched once (structural checks) and stored.
@@ -250,33 +232,13 @@ impl Edge {
         cas: &str,
         token: &str,
         file: &MerkleHash,
-    ) -> Result<ReconstructionV2, String> {
-        for v in ["v2", "v1"] {
-            let resp = self
-                .hub
-                .get(format!("{cas}/{v}/reconstructions/{file}"))
-                .bearer_auth(token)
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await
-                .map_err(|e| format!("reconstruction: {e}"))?;
-            let status = resp.status();
-            if v == "v2" && (status == 404 || status == 501) {
-                continue;
-            }
-            if !status.is_success() {
-                return Err(format!("reconstruction: status {status}"));
-            }
-            let body = read_bounded(resp, MAX_JSON_BYTES).await?;
-            return if v == "v2" {
-                serde_json::from_slice(&body).map_err(|e| format!("reconstruction json: {e}"))
-            } else {
-                serde_json::from_slice::<ReconstructionV1>(&body)
-                    .map(ReconstructionV2::from)
-                    .map_err(|e| format!("reconstruction json: {e}"))
-            };
-        }
-        Err("reconstruction: no version answered".into())
+    ) -> Result<ReconstructionV2, HubError> {
+        let jwt = CasJwtInfo {
+            cas_url: cas.to_string(),
+            exp: 0,
+            access_token: token.to_string(),
+        };
+        self.upstream_client.reconstruction(&jwt, file, None).await
     }
 
     /// Makes every range of `file` available in the store, verified by the file hash when the
@@ -344,7 +306,7 @@ impl Edge {
         let rec = self
             .reconstruction(cas, token, file)
             .await
-            .map_err(FileError::Upstream)?;
+            .map_err(|e| FileError::Upstream(e.to_string()))?;
         let entries = entries_of(&rec);
         let missing: Vec<&Entry> = entries
             .iter()
@@ -542,6 +504,7 @@ impl UpstreamFetcher for EdgeFetcher {
                     ByteRange::new(upstream.byte_start, upstream.byte_end),
                 )
                 .await
+                .map_err(|e| e.to_string())
         })
     }
 }

@@ -508,6 +508,6 @@ async fn warm(
         .map(str::to_string);
     let out = crate::warm::warm(&edge, &body, auth.as_deref())
         .await
-        .map_err(HttpError::bad_gateway)?;
+        .map_err(|e| HttpError::bad_gateway(e.to_string()))?;
     Ok(HttpResponse::Ok().json(out))
 }

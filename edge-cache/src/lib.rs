@@ -131,7 +131,8 @@ pub async fn run(
         tracker.clone(),
         peer_id.clone(),
         config.verify_max_file_bytes,
-    ));
+        hub::RetryPolicy::with_max_retries(config.upstream_max_retries),
+    )?);
 
     let mut pcfg = PeerServerConfig::new(peer_id.clone(), Role::Edge);
     pcfg.upstream = Some(Arc::new(EdgeFetcher(edge.clone())));

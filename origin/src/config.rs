@@ -96,6 +96,10 @@ pub struct FaultConfig {
     #[arg(long, env = env_vars::FAULT_500_RATE, default_value_t = 0.0)]
     pub fault_500_rate: f64,
 
+    /// Share of requests (0..1) answered 503 Service Unavailable (with `Retry-After: 1`).
+    #[arg(long, env = env_vars::FAULT_503_RATE, default_value_t = 0.0)]
+    pub fault_503_rate: f64,
+
     /// Share of xorb range responses (0..1) with one byte flipped.
     #[arg(long, env = env_vars::FAULT_CORRUPT_RATE, default_value_t = 0.0)]
     pub fault_corrupt_rate: f64,
@@ -162,6 +166,7 @@ impl Config {
         for (name, v) in [
             ("--fault-429-rate", f.fault_429_rate),
             ("--fault-500-rate", f.fault_500_rate),
+            ("--fault-503-rate", f.fault_503_rate),
             ("--fault-corrupt-rate", f.fault_corrupt_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {

@@ -40,6 +40,8 @@ pub const FAULT_BANDWIDTH: &str = "ZEST_ORIGIN_FAULT_BANDWIDTH_BYTES_PER_SEC";
 pub const FAULT_429_RATE: &str = "ZEST_ORIGIN_FAULT_429_RATE";
 /// Test only: share (0..1) of requests answered 500.
 pub const FAULT_500_RATE: &str = "ZEST_ORIGIN_FAULT_500_RATE";
+/// Test only: share (0..1) of requests answered 503 (with `Retry-After: 1`).
+pub const FAULT_503_RATE: &str = "ZEST_ORIGIN_FAULT_503_RATE";
 /// Test only: share (0..1) of xorb range responses with one byte flipped.
 pub const FAULT_CORRUPT_RATE: &str = "ZEST_ORIGIN_FAULT_CORRUPT_RATE";
 /// Test only: seed of the fault generator.

@@ -1,4 +1,5 @@
-//! Test-only fault injection: latency, a shared bandwidth cap, 429/500 answers, corrupt bytes.
+//! Test-only fault injection: latency, a shared bandwidth cap, 429/500/503 answers, corrupt
+//! bytes.
 //!
 //! Off by default (see [`crate::config::FaultConfig`]). Random decisions come from one seeded
 //! SplitMix64 generator, so a test that sends requests in a fixed order sees the same faults
@@ -29,6 +30,7 @@ pub enum RouteClass {
 pub enum InjectedFault {
     TooManyRequests,
     InternalError,
+    ServiceUnavailable,
 }
 
 /// SplitMix64: tiny, seedable, good enough for fault dice.
@@ -110,6 +112,9 @@ impl Faults {
         }
         if self.cfg.fault_500_rate > 0.0 && self.roll() < self.cfg.fault_500_rate {
             return Some(InjectedFault::InternalError);
+        }
+        if self.cfg.fault_503_rate > 0.0 && self.roll() < self.cfg.fault_503_rate {
+            return Some(InjectedFault::ServiceUnavailable);
         }
         None
     }
@@ -205,6 +210,18 @@ mod tests {
         assert_eq!(
             f.request_fault(RouteClass::Xorb),
             Some(InjectedFault::InternalError)
+        );
+    }
+
+    #[test]
+    fn a_503_rate_answers_service_unavailable() {
+        let f = Faults::new(FaultConfig {
+            fault_503_rate: 1.0,
+            ..cfg()
+        });
+        assert_eq!(
+            f.request_fault(RouteClass::Cas),
+            Some(InjectedFault::ServiceUnavailable)
         );
     }
 

@@ -6,7 +6,7 @@
 //! nothing is fsynced unless asked ([`RepoCache::durable`], `zest pull --fsync`): after a power
 //! loss a blob written in the last seconds may be short, which [`RepoCache::has_blob`]'s size
 //! check sends to be fetched again. Every name that comes from a server is validated
-//! (`crate::hub`) before it is joined to a path here.
+//! (`hub::validate`) before it is joined to a path here.
 
 use std::fs;
 use std::io::Write;
@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::hub::{
-    validate_commit, validate_etag, validate_rel_path, validate_repo_id, validate_revision,
-};
+use hub::{validate_commit, validate_etag, validate_rel_path, validate_repo_id, validate_revision};
 
 /// One repo's folder in the hub cache.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ use xet::MerkleHash;
 use xorbstore::peer::{FetchOptions, PeerClient, PeerClientConfig, PeerError};
 use xorbstore::{Expectation, Store};
 
-use crate::hub::HubClient;
+use hub::HubClient;
 use zest_tracker_api::client::TrackerClient;
 use zest_tracker_api::{ChunkRange, LookupItem, LookupRequest, Role as PeerRole};
 
@@ -181,6 +181,22 @@ pub fn check(chunks: Range<u32>, raw: Bytes, source: Source) -> anyhow::Result<F
         bail!("{} chunks, expected {want}", lens.len());
     }
     Ok(Fetched { raw, lens, source })
+}
+
+/// Keeps `e` in `slot` unless it is [`MalformedUpstream`] (bytes worth asking for again).
+fn keep_http_failure(slot: &mut Option<anyhow::Error>, e: anyhow::Error) {
+    if e.downcast_ref::<MalformedUpstream>().is_none() {
+        *slot = Some(e);
+    }
+}
+
+/// Upstream answered, but not with the chunk records asked for (a flaky upstream or network):
+/// worth asking again, unlike an HTTP failure, which [`HubClient`] already retried.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream sent malformed chunk records for xorb {xorb}: {why}")]
+pub struct MalformedUpstream {
+    pub xorb: MerkleHash,
+    pub why: String,
 }
 
 impl Fetched {
@@ -529,12 +545,14 @@ impl Sources {
                 })
                 .collect();
             let mut tried = HashSet::new();
+            // An upstream race that already failed with the retry policy spent.
+            let mut upstream_failed = None;
             for _ in 0..MAX_HOLDER_TRIES {
                 let Some(c) = self.pick(&cands, &tried) else {
                     break;
                 };
                 tried.insert(c.id.clone());
-                if let Some(f) = self.try_hedged(c, unit, None).await {
+                if let Some(f) = self.try_hedged(c, unit, None, &mut upstream_failed).await {
                     return Ok(f);
                 }
             }
@@ -550,17 +568,25 @@ impl Sources {
                         byte_start: *s,
                         byte_end: *e,
                     };
-                    if let Some(f) = self.try_hedged(c, unit, Some(up)).await {
+                    if let Some(f) = self
+                        .try_hedged(c, unit, Some(up), &mut upstream_failed)
+                        .await
+                    {
                         return Ok(f);
                     }
                 }
+            }
+            // Asking again would cost the upstream another round of the policy's attempts.
+            if let Some(e) = upstream_failed {
+                return Err(e);
             }
         }
         self.fetch_upstream(unit).await
     }
 
-    /// Fetches `unit` from its signed upstream URL (HTTP retries inside; a few more attempts
-    /// when the bytes do not decode).
+    /// Fetches `unit` from its signed upstream URL, once: HTTP failures are retried inside
+    /// [`HubClient`] and nowhere else; bytes that do not decode come back as
+    /// [`MalformedUpstream`] for the caller to decide.
     async fn fetch_upstream(&self, unit: &Unit) -> anyhow::Result<Fetched> {
         let Some((url, s, e)) = &unit.upstream else {
             bail!(
@@ -571,29 +597,31 @@ impl Sources {
             );
         };
         let hub = self.hub.as_ref().context("upstream is not available")?;
-        let mut last = None;
-        for _ in 0..4 {
-            let raw = hub.xorb_range(url, *s, *e).await?;
-            let len = raw.len() as u64;
-            self.count(&Source::Upstream, len);
-            match check(unit.chunks.clone(), raw, Source::Upstream) {
-                Ok(f) => return Ok(f),
-                Err(e) => {
-                    tracing::warn!(error = %e, xorb = %unit.xorb, "upstream sent malformed chunk records; retrying");
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("upstream failed")))
+        let raw = hub
+            .xorb_range(
+                url,
+                xet::cas::ByteRange::new(*s, *e),
+                xorbstore::MAX_RANGE_BYTES as u64,
+            )
+            .await?;
+        self.count(&Source::Upstream, raw.len() as u64);
+        check(unit.chunks.clone(), raw, Source::Upstream).map_err(|e| {
+            anyhow::Error::new(MalformedUpstream {
+                xorb: unit.xorb,
+                why: format!("{e:#}"),
+            })
+        })
     }
 
     /// [`Self::try_peer`], raced by upstream when it has not answered after the hedging delay
-    /// (and a hedge slot is free). `None` when neither produced the unit.
+    /// (and a hedge slot is free). `None` when neither produced the unit; an upstream HTTP
+    /// failure is kept in `upstream_failed` so the caller does not ask upstream again.
     async fn try_hedged(
         &self,
         cand: &Candidate,
         unit: &Unit,
         upstream: Option<wire::Upstream>,
+        upstream_failed: &mut Option<anyhow::Error>,
     ) -> Option<Fetched> {
         // An edge handed the upstream URL is itself fetching from upstream: racing it would
         // only make the origin send the range twice.
@@ -622,7 +650,13 @@ impl Sources {
         tokio::select! {
             r = &mut peer => match r {
                 Some(f) => Some(f),
-                None => up.await.ok(),
+                None => match up.await {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        keep_http_failure(upstream_failed, e);
+                        None
+                    }
+                },
             },
             r = &mut up => match r {
                 Ok(f) => {
@@ -632,6 +666,7 @@ impl Sources {
                 }
                 Err(e) => {
                     tracing::debug!(error = %format!("{e:#}"), "upstream race failed");
+                    keep_http_failure(upstream_failed, e);
                     peer.await
                 }
             },

@@ -29,9 +29,9 @@ use xet::MerkleHash;
 use xorbstore::{Durability, Store, StoreConfig};
 
 use crate::env_vars;
-use crate::hub::{self, HubClient};
 use cache::RepoCache;
 use fetch::Sources;
+use hub::{HubClient, RepoType, RetryPolicy};
 use progress::Progress;
 use zest_tracker_api::client::TrackerClient;
 use zest_tracker_api::{self as tracker, Manifest, ManifestFile, ManifestTerm};
@@ -85,6 +85,10 @@ pub struct PullArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Retries of a failed Hub, CAS or xorb request (408, 429, 5xx, broken connections);
+    /// 0 sends each request once.
+    #[arg(long, env = env_vars::ZEST_MAX_RETRIES, default_value_t = hub::retry::DEFAULT_MAX_RETRIES)]
+    pub max_retries: u32,
 }
 
 /// What a pull did.
@@ -238,7 +242,11 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     let include = globs(&args.include)?;
     let exclude = globs(&args.exclude)?;
     let peer_id = args.peer_id.clone().unwrap_or_else(default_peer_id);
-    let hubc = HubClient::new(&args.endpoint, hf_token())?;
+    let hubc = HubClient::new(
+        &args.endpoint,
+        hf_token(),
+        RetryPolicy::with_max_retries(args.max_retries),
+    )?;
     let trackerc = match &args.tracker {
         Some(t) if !t.is_empty() => Some(TrackerClient::new(t, args.tracker_token.clone())?),
         _ => None,
@@ -436,8 +444,8 @@ async fn list_upstream(
     repo: &str,
     rev: &str,
 ) -> anyhow::Result<(String, Vec<FileToPull>)> {
-    let commit = hubc.resolve_revision(repo, rev).await?;
-    let entries = hubc.list_files(repo, &commit).await?;
+    let commit = hubc.resolve_revision(RepoType::Model, repo, rev).await?;
+    let entries = hubc.list_files(RepoType::Model, repo, &commit).await?;
     let mut files = Vec::with_capacity(entries.len());
     for e in entries {
         let sha256 = e.lfs.as_ref().map(|l| l.oid.clone());
@@ -529,7 +537,7 @@ impl Job<'_> {
         if t.as_ref().is_none_or(|t| t.exp < now_secs() + 60) {
             *t = Some(
                 self.hubc
-                    .xet_read_token(&self.args.repo, self.commit)
+                    .xet_read_token(RepoType::Model, &self.args.repo, self.commit)
                     .await?,
             );
         }

@@ -21,7 +21,7 @@ use xet::MerkleHash;
 use xorbstore::Store;
 
 use super::cache::RepoCache;
-use super::fetch::{Fetched, Source, Sources, Unit};
+use super::fetch::{Fetched, MalformedUpstream, Source, Sources, Unit};
 use super::journal::{self, Journal};
 use super::progress::FileBar;
 use zest_tracker_api::{ChunkRange, ManifestTerm, Role as PeerRole};
@@ -272,19 +272,28 @@ impl Ctx<'_> {
         let mut skip_fleet = refetch;
         // A fleet source whose bytes are wrong is blamed and upstream asked instead; bytes from
         // upstream that do not decode are fetched again a few times (a flaky upstream or
-        // network), since nothing else could provide them.
+        // network), since nothing else could provide them. HTTP failures are not retried here:
+        // the Hub client's retry policy already did.
         let mut upstream_tries = 0;
         for _ in 0..2 + MAX_UPSTREAM_TRIES {
-            let fe = self
-                .sources
-                .fetch_unit(unit, holders, skip_fleet)
-                .await
-                .with_context(|| {
-                    format!(
+            let fe = match self.sources.fetch_unit(unit, holders, skip_fleet).await {
+                Ok(fe) => fe,
+                Err(e)
+                    if e.downcast_ref::<MalformedUpstream>().is_some()
+                        && upstream_tries < MAX_UPSTREAM_TRIES =>
+                {
+                    upstream_tries += 1;
+                    tracing::warn!(xorb = %unit.xorb, error = %format!("{e:#}"), "upstream bytes do not decode; fetching them again");
+                    skip_fleet = true;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
                         "fetching chunks {}..{} of xorb {}",
                         unit.chunks.start, unit.chunks.end, unit.xorb
-                    )
-                })?;
+                    )))
+                }
+            };
             let source = fe.source.clone();
             let (file, terms, uses) = (self.file.clone(), self.terms.clone(), self.uses[i].clone());
             let units = self.units.clone();

@@ -586,3 +586,40 @@ fn remote_inspect_goes_through_the_fleet() {
         }
     }
 }
+
+#[test]
+fn remote_inspect_survives_an_origin_answering_503_and_429() {
+    primary();
+    // Every route faulted (HEAD, token, reconstructions, xorb and file ranges); the same repo.
+    let faulty = Origin::start(
+        &remote_dir().join("root"),
+        &remote_dir().join("state"),
+        &[
+            "--fault-503-rate",
+            "0.25",
+            "--fault-429-rate",
+            "0.1",
+            "--fault-seed",
+            "11",
+        ],
+    );
+    for name in ["big.gguf", "small.safetensors", "small.st"] {
+        let args = ["inspect", "org/model", name, "--json"];
+        let clean = zest_remote(&primary().base, &args);
+        assert!(clean.status.success(), "{name}: without faults");
+        let mut want: Json = serde_json::from_slice(&clean.stdout).expect("JSON");
+        let out = zest_remote(&faulty.base, &args);
+        assert!(
+            out.status.success(),
+            "{name}: remote inspect gave up on a flaky origin: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut got: Json = serde_json::from_slice(&out.stdout).expect("JSON");
+        for j in [&mut want, &mut got] {
+            j.as_object_mut().expect("object").remove("remote");
+        }
+        assert_eq!(got, want, "{name}: summary differs under faults");
+    }
+    let injected = zest_testkit::metric(&faulty.base, "zest_origin_faults_injected_total");
+    assert!(injected > 0.0, "the origin injected no faults");
+}

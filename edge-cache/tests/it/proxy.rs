@@ -54,17 +54,22 @@ fn hf_client_without_xet_through_edge_is_byte_identical() {
     assert!(origin.metric("zest_origin_file_bytes_served_total") > 0.0);
 }
 
-#[test]
-fn warm_pulls_a_revision_so_clients_take_nothing_from_origin() {
-    let origin = Origin::start(|_| {});
-    let edge = Edge::start(&origin.base, &cache_dir(), &[]);
+/// `POST /v1/warm` of `REPO@main`: the status and the JSON answer.
+fn warm_main(edge: &Edge) -> (reqwest::StatusCode, serde_json::Value) {
     let r = client()
         .post(format!("{}/v1/warm", edge.base))
         .json(&serde_json::json!({"repo": REPO, "revision": "main"}))
         .send()
         .expect("warm");
     let status = r.status();
-    let body: serde_json::Value = r.json().expect("json");
+    (status, r.json().expect("json"))
+}
+
+#[test]
+fn warm_pulls_a_revision_so_clients_take_nothing_from_origin() {
+    let origin = Origin::start(|_| {});
+    let edge = Edge::start(&origin.base, &cache_dir(), &[]);
+    let (status, body) = warm_main(&edge);
     assert!(status.is_success(), "{body}");
     assert_eq!(body["xet_files"], 3, "{body}");
     assert!(body["ranges"].as_u64() > Some(0), "{body}");
@@ -236,5 +241,25 @@ fn multi_range_get_answers_multipart() {
             .status()
             .as_u16(),
         403
+    );
+}
+
+#[test]
+fn warm_survives_an_origin_answering_503_and_429() {
+    // Every upstream route faulted: revision, tree, token, reconstructions, xorb ranges.
+    let origin = Origin::start(|f| {
+        f.fault_503_rate = 0.15;
+        f.fault_429_rate = 0.05;
+        f.fault_seed = 13;
+    });
+    let edge = Edge::start(&origin.base, &cache_dir(), &[]);
+    let (status, body) = warm_main(&edge);
+    assert!(status.is_success(), "{body}\n{}", edge.log());
+    assert_eq!(body["xet_files"], 3, "{body}");
+    assert!(body["ranges"].as_u64() > Some(0), "{body}");
+    assert!(origin.xorb_bytes() > 0.0);
+    assert!(
+        origin.metric("zest_origin_faults_injected_total{kind=\"503\"}") > 0.0,
+        "the origin injected no faults"
     );
 }

@@ -106,6 +106,7 @@ pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             let (status, kind) = match f {
                 InjectedFault::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "429"),
                 InjectedFault::InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "500"),
+                InjectedFault::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "503"),
             };
             state
                 .metrics
@@ -113,7 +114,8 @@ pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 .with_label_values(&[kind])
                 .inc();
             let mut b = HttpResponse::build(status);
-            if status == StatusCode::TOO_MANY_REQUESTS {
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            {
                 b.insert_header(("Retry-After", "1"));
             }
             b.json(serde_json::json!({ "error": "injected fault (test switch)" }))
