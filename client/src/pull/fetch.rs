@@ -513,7 +513,9 @@ impl Sources {
     ) -> anyhow::Result<Fetched> {
         if !skip_fleet {
             if let Some(store) = &self.store {
-                if let Some(mut views) = store.get_cover(&unit.xorb, unit.chunks.clone()) {
+                if let Some(mut views) =
+                    store.get_cover_async(&unit.xorb, unit.chunks.clone()).await
+                {
                     let raw = if views.len() == 1 {
                         // One stored range: its mapped bytes, no copy.
                         views.remove(0).into_bytes()

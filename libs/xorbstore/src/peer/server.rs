@@ -508,7 +508,7 @@ async fn handle_request(ctx: &Arc<Ctx>, r: Request, tx: &mpsc::Sender<Out>) -> b
     inc(&ctx.counters.requests);
     let range = r.chunks.start..r.chunks.end;
     let id = r.request_id;
-    let held = ctx.store.get_cover(&r.xorb, range.clone());
+    let held = ctx.store.get_cover_async(&r.xorb, range.clone()).await;
     let fetcher = ctx.config.upstream.clone();
     let can_fetch = fetcher.is_some() && r.upstream.is_some();
     if let Some(pieces) = held {

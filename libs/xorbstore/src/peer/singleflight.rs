@@ -101,7 +101,7 @@ impl SingleFlight {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, String>>,
     {
-        if let Some(v) = self.store_hit(&xorb, &range, &expected) {
+        if let Some(v) = self.store_hit(&xorb, &range, &expected).await {
             return Ok((v, FetchSource::Store));
         }
         let key = (xorb, range.start, range.end);
@@ -115,7 +115,7 @@ impl SingleFlight {
                 ran.store(true, Ordering::Relaxed);
                 self.fetches.fetch_add(1, Ordering::Relaxed);
                 // Another caller may have stored it between our miss and now.
-                if let Some(v) = self.store_hit(&xorb, &range, &expected) {
+                if let Some(v) = self.store_hit(&xorb, &range, &expected).await {
                     return Ok(v);
                 }
                 let bytes = fetch().await.map_err(FetchError::Upstream)?;
@@ -134,9 +134,12 @@ impl SingleFlight {
                     }
                     Err(e) => return Err(FetchError::Store(e.to_string())),
                 }
-                self.store.get(&xorb, range.clone()).ok_or_else(|| {
-                    FetchError::Store("range evicted right after it was stored".into())
-                })
+                self.store
+                    .get_async(&xorb, range.clone())
+                    .await
+                    .ok_or_else(|| {
+                        FetchError::Store("range evicted right after it was stored".into())
+                    })
             })
             .await
             .clone();
@@ -166,13 +169,13 @@ impl SingleFlight {
 
     /// A stored view of the range that agrees with the expected chunk hashes, if any (stored
     /// bytes that disagree are treated as a miss, so proven bytes replace them).
-    fn store_hit(
+    async fn store_hit(
         &self,
         xorb: &MerkleHash,
         range: &Range<u32>,
         expected: &Expectation,
     ) -> Option<RangeView> {
-        let v = self.store.get(xorb, range.clone())?;
+        let v = self.store.get_async(xorb, range.clone()).await?;
         match &expected.chunk_hashes {
             Some(h) if v.chunk_hashes() != h.as_slice() => None,
             _ => Some(v),

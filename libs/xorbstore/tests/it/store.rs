@@ -911,6 +911,48 @@ fn blob_references_to_a_blob_that_shrank_or_went_are_dropped() {
     assert!(files(tmp.path(), ".xrb").is_empty());
 }
 
+/// The async lookups give what the blocking ones give, for mapped ranges (answered inline) and
+/// blob references (read on the blocking pool), count hits and misses alike, and drop a
+/// reference whose blob went.
+#[tokio::test(flavor = "current_thread")]
+async fn async_lookups_match_the_blocking_ones_for_both_backings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = make_xorb(24, 10, 10_000);
+    let y = make_xorb(25, 10, 10_000);
+    let blob = write_blob(tmp.path(), &x, 0..10, 64);
+    let s = open(tmp.path(), BIG);
+    insert_ref(&s, &x, 0..10, &blob, 64).unwrap();
+    insert_range(&s, &y, 0..5).unwrap();
+    insert_range(&s, &y, 5..10).unwrap();
+    for (xorb, r) in [(x.hash(), 2..7), (y.hash(), 1..4), (y.hash(), 6..10)] {
+        let a = s.get_async(&xorb, r.clone()).await.expect("held");
+        let b = s.get(&xorb, r.clone()).expect("held");
+        assert_eq!(&*a, &*b);
+        assert_eq!(a.is_blob_reference(), xorb == x.hash());
+        assert_eq!(a.chunk_hashes(), b.chunk_hashes());
+    }
+    let cover = s.get_cover_async(&y.hash(), 3..8).await.expect("covered");
+    assert_eq!(cover.len(), 2);
+    let joined: Vec<u8> = cover.iter().flat_map(|v| v.to_vec()).collect();
+    assert_eq!(joined, y.bytes(3..8));
+    let cover = s.get_cover_async(&x.hash(), 0..10).await.expect("covered");
+    assert_eq!(&*cover[0], &*s.get(&x.hash(), 0..10).unwrap());
+    assert!(
+        s.get_async(&y.hash(), 3..8).await.is_none(),
+        "no single range"
+    );
+    assert!(s.get_cover_async(&x.hash(), 9..11).await.is_none());
+    let st = s.stats();
+    assert_eq!((st.hits, st.misses), (9, 2));
+    std::fs::remove_file(&blob).unwrap();
+    assert!(s.get_async(&x.hash(), 0..10).await.is_none());
+    assert!(
+        files(tmp.path(), ".xrb").is_empty(),
+        "the dead reference is dropped"
+    );
+    assert_eq!(s.stats().misses, 3);
+}
+
 #[test]
 fn blob_references_refuse_inconsistent_arguments() {
     let tmp = tempfile::tempdir().unwrap();
