@@ -7,7 +7,6 @@ pub mod env_vars;
 pub mod hash_cmd;
 pub mod hub;
 pub mod inspect;
-pub mod logging;
 pub mod mmap;
 pub mod pull;
 pub mod seed;

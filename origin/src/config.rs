@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+pub use zest_service::LogFormat;
 
 use crate::env_vars;
 
@@ -119,13 +120,6 @@ pub enum FaultScope {
     Cas,
     /// Xorb range requests only.
     Xorbs,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Config {
