@@ -113,7 +113,7 @@ pub struct FaultConfig {
 /// Requests that faults apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum FaultScope {
-    /// Every request except `/metrics` and `/healthz`.
+    /// Every request except `/metrics`, `/healthz` and `/readyz`.
     #[default]
     All,
     /// CAS requests: reconstructions and xorb ranges.
