@@ -74,7 +74,12 @@ fn workspace_graph() -> (Graph, BTreeMap<String, String>) {
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| (p["id"].as_str().expect("id"), p["name"].as_str().expect("name")))
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id"),
+                p["name"].as_str().expect("name"),
+            )
+        })
         .collect();
     let root = meta["workspace_root"].as_str().expect("workspace_root");
     let members: BTreeMap<String, String> = meta["packages"]
@@ -161,7 +166,10 @@ fn violations(graph: &Graph, libs: &[&str]) -> Vec<String> {
 fn workspace_respects_the_dependency_invariants() {
     let (graph, members) = workspace_graph();
     for name in SANS_IO.iter().chain(SERVICES) {
-        assert!(members.contains_key(*name), "{name} is not a workspace member");
+        assert!(
+            members.contains_key(*name),
+            "{name} is not a workspace member"
+        );
     }
     let libs: Vec<&str> = members
         .iter()
@@ -170,7 +178,11 @@ fn workspace_respects_the_dependency_invariants() {
         .collect();
     assert!(libs.contains(&"xorbstore"), "libraries found: {libs:?}");
     let bad = violations(&graph, &libs);
-    assert!(bad.is_empty(), "forbidden dependencies:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "forbidden dependencies:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
