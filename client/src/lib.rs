@@ -6,7 +6,6 @@ pub mod demo;
 pub mod env_vars;
 pub mod hash_cmd;
 pub mod inspect;
-pub mod logging;
 pub mod mmap;
 pub mod pull;
 pub mod seed;

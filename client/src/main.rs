@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = zest::cli::Cli::parse();
-    zest::logging::init(cli.log_json);
+    zest_service::logging::init(cli.log_format());
     match zest::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -3,7 +3,6 @@
 //! `interval_secs` (a full list each time, after re-scanning the store for ranges that pulls in
 //! other processes added).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use xorbstore::peer::{PeerServer, PeerServerConfig};
 use xorbstore::{Store, StoreConfig};
+use zest_service::FleetArgs;
 
 use crate::env_vars;
 use zest_tracker_api::client::TrackerClient;
@@ -27,24 +27,14 @@ pub struct SeedArgs {
     /// Address to announce (default: the bound listen address).
     #[arg(long, env = env_vars::ZEST_SEED_ADVERTISE)]
     pub advertise: Option<String>,
-    /// Tracker base URL.
-    #[arg(long, env = env_vars::ZEST_TRACKER)]
-    pub tracker: Option<String>,
-    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
-    pub tracker_token: Option<String>,
-    /// Local xorb store folder (default `$XDG_CACHE_HOME/zest` or `~/.cache/zest`).
-    #[arg(long, env = env_vars::ZEST_CACHE)]
-    pub zest_cache: Option<PathBuf>,
-    #[arg(long, env = env_vars::ZEST_CACHE_MAX_BYTES, default_value_t = 50 << 30)]
-    pub cache_max_bytes: u64,
-    #[arg(long, env = env_vars::ZEST_PEER_ID)]
-    pub peer_id: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Longest wait between announces, seconds (the tracker's interval is used when shorter).
     #[arg(long, default_value_t = 30)]
     pub announce_secs: u64,
 }
 
-/// Runs `zest seed` until Ctrl-C.
+/// Runs `zest seed` until Ctrl-C or SIGTERM.
 pub fn run(args: &SeedArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(seed(args))?;
@@ -52,14 +42,15 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
-    let dir = crate::pull::zest_cache_dir(args.zest_cache.clone());
-    let store = Store::open(&dir, StoreConfig::new(args.cache_max_bytes))
+    let dir = crate::pull::zest_cache_dir(args.fleet.zest_cache.clone());
+    let store = Store::open(&dir, StoreConfig::new(args.fleet.cache_max_bytes))
         .with_context(|| format!("opening {}", dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let peer_id = args
+        .fleet
         .peer_id
         .clone()
         .unwrap_or_else(|| format!("seed-{}", addr.port()));
@@ -70,8 +61,8 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%addr, peer_id, "zest seed ready");
     let announcer = {
-        let tracker = match &args.tracker {
-            Some(t) if !t.is_empty() => Some(TrackerClient::new(t, args.tracker_token.clone())?),
+        let tracker = match args.fleet.tracker_url() {
+            Some(t) => Some(TrackerClient::new(t, args.fleet.tracker_token.clone())?),
             _ => None,
         };
         let store = store.clone();
@@ -128,9 +119,7 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = zest_service::shutdown::signal(false);
     tokio::select! {
         r = server.serve(listener, shutdown) => r.context("serving peers")?,
         _ = announcer => {}

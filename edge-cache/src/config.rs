@@ -1,17 +1,13 @@
 //! Command-line flags of `zest-edge`, each with an environment fallback (`ZEST_EDGE_*`,
-//! `ZEST_TRACKER`). The names of every environment variable the edge reads are listed here.
+//! `ZEST_TRACKER`) named in [`crate::env_vars`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use zest_service::LogFormat;
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+use crate::env_vars;
 
 /// Settings of one edge.
 #[derive(Clone, Debug, Parser)]
@@ -22,15 +18,15 @@ pub enum LogFormat {
 )]
 pub struct Config {
     /// Folder of the xorb range store (created if missing).
-    #[arg(long, env = "ZEST_EDGE_CACHE_DIR", default_value = "./zest-edge-cache")]
+    #[arg(long, env = env_vars::ZEST_EDGE_CACHE_DIR, default_value = "./zest-edge-cache")]
     pub cache_dir: PathBuf,
     /// Most bytes the store may use on disk (suffixes K, M, G, T accepted: 10G).
-    #[arg(long, env = "ZEST_EDGE_CACHE_SIZE", default_value = "10G", value_parser = parse_size)]
+    #[arg(long, env = env_vars::ZEST_EDGE_CACHE_SIZE, default_value = "10G", value_parser = parse_size)]
     pub cache_size: u64,
     /// The Hugging Face endpoint proxied.
     #[arg(
         long,
-        env = "ZEST_EDGE_UPSTREAM",
+        env = env_vars::ZEST_EDGE_UPSTREAM,
         default_value = "https://huggingface.co"
     )]
     pub upstream: String,
@@ -40,44 +36,44 @@ pub struct Config {
     #[arg(long, env = "ZEST_EDGE_UPSTREAM_MAX_RETRIES", default_value_t = 5)]
     pub upstream_max_retries: u32,
     /// Base URL of the zest tracker (announce and lookup); none = no tracker.
-    #[arg(long, env = "ZEST_TRACKER")]
+    #[arg(long, env = env_vars::ZEST_TRACKER)]
     pub tracker: Option<String>,
     /// Bearer token for the tracker.
-    #[arg(long, env = "ZEST_TRACKER_TOKEN")]
+    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
     pub tracker_token: Option<String>,
     /// HTTP address (cache-proxy, /v1/warm, /metrics, /healthz).
-    #[arg(long, env = "ZEST_EDGE_LISTEN_HTTP", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = env_vars::ZEST_EDGE_LISTEN_HTTP, default_value = "127.0.0.1:8081")]
     pub listen_http: SocketAddr,
     /// Data address: xorb ranges only (`/xorb/...`), served with `sendfile(2)` straight from
     /// the store's files. Rewritten reconstructions point their xorb URLs here.
-    #[arg(long, env = "ZEST_EDGE_LISTEN_DATA", default_value = "127.0.0.1:8082")]
+    #[arg(long, env = env_vars::ZEST_EDGE_LISTEN_DATA, default_value = "127.0.0.1:8082")]
     pub listen_data: SocketAddr,
     /// Peer wire-protocol address.
-    #[arg(long, env = "ZEST_EDGE_LISTEN_PEER", default_value = "127.0.0.1:7071")]
+    #[arg(long, env = env_vars::ZEST_EDGE_LISTEN_PEER, default_value = "127.0.0.1:7071")]
     pub listen_peer: SocketAddr,
     /// PEM certificate chain for TLS on the peer port (with --tls-key).
-    #[arg(long, env = "ZEST_EDGE_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = env_vars::ZEST_EDGE_TLS_CERT, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS on the peer port (with --tls-cert).
-    #[arg(long, env = "ZEST_EDGE_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = env_vars::ZEST_EDGE_TLS_KEY, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// URL clients reach this edge's HTTP port at (used in rewritten URLs); default
     /// `http://<listen-http>`.
-    #[arg(long, env = "ZEST_EDGE_PUBLIC_URL")]
+    #[arg(long, env = env_vars::ZEST_EDGE_PUBLIC_URL)]
     pub public_url: Option<String>,
     /// URL clients reach this edge's data port at (the base of the xorb URLs handed out);
     /// default: the scheme and host of `--public-url` with the bound data port, or
     /// `http://<listen-data>` without `--public-url`.
-    #[arg(long, env = "ZEST_EDGE_PUBLIC_DATA_URL")]
+    #[arg(long, env = env_vars::ZEST_EDGE_PUBLIC_DATA_URL)]
     pub public_data_url: Option<String>,
     /// `host:port` announced to the tracker for the peer port; default the bound peer address.
-    #[arg(long, env = "ZEST_EDGE_PEER_ADDR")]
+    #[arg(long, env = env_vars::ZEST_EDGE_PEER_ADDR)]
     pub peer_addr: Option<String>,
     /// Peer id (tracker and wire Handshake); default `edge-<peer port>`.
-    #[arg(long, env = "ZEST_EDGE_PEER_ID")]
+    #[arg(long, env = env_vars::ZEST_EDGE_PEER_ID)]
     pub peer_id: Option<String>,
     /// Zone label sent to the tracker.
-    #[arg(long, env = "ZEST_EDGE_ZONE")]
+    #[arg(long, env = env_vars::ZEST_EDGE_ZONE)]
     pub zone: Option<String>,
     /// Full verification limit: before handing out a file's reconstruction the edge fetches
     /// the ranges it lacks, recomputes the Xet file hash and stores them only if it matches;
@@ -85,16 +81,16 @@ pub struct Config {
     /// this many bytes. Above it, each range is cached after structural checks only (chunk
     /// records decode, lengths match), and the client's own hash check is what catches a
     /// wrong byte.
-    #[arg(long, env = "ZEST_EDGE_VERIFY_MAX_FILE_BYTES", default_value = "1G", value_parser = parse_size)]
+    #[arg(long, env = env_vars::ZEST_EDGE_VERIFY_MAX_FILE_BYTES, default_value = "1G", value_parser = parse_size)]
     pub verify_max_file_bytes: u64,
     /// HTTP worker threads (default: number of CPUs, at most 4).
-    #[arg(long, env = "ZEST_EDGE_WORKERS")]
+    #[arg(long, env = env_vars::ZEST_EDGE_WORKERS)]
     pub workers: Option<usize>,
     /// Log format.
-    #[arg(long, env = "ZEST_EDGE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = env_vars::ZEST_EDGE_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Exit when stdin closes (tests: the child dies with its parent).
-    #[arg(long, env = "ZEST_EDGE_EXIT_ON_STDIN_EOF")]
+    #[arg(long, env = env_vars::ZEST_EDGE_EXIT_ON_STDIN_EOF)]
     pub exit_on_stdin_eof: bool,
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP side of the edge: the Hugging Face cache-proxy (hub calls forwarded with the
 //! client's own credentials, CAS URLs rewritten to point here and xorb URLs to the data port,
 //! xorb ranges also served here for URLs handed out before the data port), `POST /v1/warm`,
-//! `/metrics` and `/healthz`. Only this module knows actix; the data port is `data.rs`.
+//! `/metrics`, `/healthz` and `/readyz`. Only this module knows actix; the data port is `data.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +58,7 @@ type Result<T> = std::result::Result<T, HttpError>;
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/v1/warm", web::post().to(warm))
         .route("/xorb/{hash}", web::get().to(xorb))
@@ -67,6 +68,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().body("ok\n")
+}
+
+/// The store is opened and every port bound before the HTTP server starts, so answering
+/// means ready.
+async fn readyz() -> HttpResponse {
+    HttpResponse::Ok().body("ready\n")
 }
 
 /// Shared with the peer server's stats at scrape time.

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod data;
 pub mod edge;
+pub mod env_vars;
 pub mod http;
 pub mod metrics;
 pub mod tracker;

@@ -1,17 +1,15 @@
 //! Every Prometheus metric of `zest-edge` (`zest_edge_*`), in one registry per edge. Store and
 //! peer-server counters are copied in at scrape time from their own stats.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 use xorbstore::peer::{PeerServerStats, SingleFlightStats};
 use xorbstore::StoreStats;
+use zest_service::ServiceMetrics;
 
 /// The edge's metrics.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: ServiceMetrics,
     /// Xorb range requests answered from the store.
     pub hits: IntCounter,
     /// Xorb range requests that had to fetch.
@@ -39,7 +37,7 @@ pub struct Metrics {
     /// Tracker calls, by kind and outcome.
     pub tracker_calls: IntCounterVec,
     /// HTTP request latency, by route kind.
-    pub request_seconds: prometheus::HistogramVec,
+    pub request_seconds: HistogramVec,
     /// Wall time of upstream range fetches.
     pub upstream_fetch_seconds: Histogram,
 }
@@ -52,22 +50,10 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let c = |name: &str, help: &str| {
-            let m = IntCounter::new(name, help).expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
-            m
-        };
-        let cv = |name: &str, help: &str, labels: &[&str]| {
-            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
-            m
-        };
-        let g = |name: &str, help: &str| {
-            let m = IntGauge::new(name, help).expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
-            m
-        };
+        let registry = ServiceMetrics::new("zest-edge", env!("CARGO_PKG_VERSION"));
+        let c = |name: &str, help: &str| registry.counter(name, help);
+        let cv = |name: &str, help: &str, labels: &[&str]| registry.counter_vec(name, help, labels);
+        let g = |name: &str, help: &str| registry.gauge(name, help);
         let hits = c(
             "zest_edge_hits_total",
             "xorb range requests answered from the store",
@@ -101,17 +87,11 @@ impl Metrics {
             "connections accepted, by protocol",
             &["protocol"],
         );
-        let open_connections = IntGaugeVec::new(
-            Opts::new(
-                "zest_edge_open_connections",
-                "connections open now, by protocol",
-            ),
+        let open_connections = registry.gauge_vec(
+            "zest_edge_open_connections",
+            "connections open now, by protocol",
             &["protocol"],
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(open_connections.clone()))
-            .expect("register");
+        );
         let file_verifications = cv(
             "zest_edge_file_verifications_total",
             "Xet files verified by file hash, by outcome",
@@ -126,30 +106,19 @@ impl Metrics {
             "tracker calls, by kind and outcome",
             &["kind", "outcome"],
         );
-        let request_seconds = prometheus::HistogramVec::new(
-            HistogramOpts::new("zest_edge_request_duration_seconds", "HTTP request latency")
-                .buckets(vec![
-                    0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
+        let request_seconds = registry.histogram_vec(
+            "zest_edge_request_duration_seconds",
+            "HTTP request latency",
             &["route"],
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(request_seconds.clone()))
-            .expect("register");
-        let upstream_fetch_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "zest_edge_upstream_fetch_duration_seconds",
-                "upstream xorb range fetch time",
-            )
-            .buckets(vec![
-                0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(upstream_fetch_seconds.clone()))
-            .expect("register");
+            &[
+                0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
+        );
+        let upstream_fetch_seconds = registry.histogram(
+            "zest_edge_upstream_fetch_duration_seconds",
+            "upstream xorb range fetch time",
+            &[0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+        );
         Metrics {
             registry,
             hits,
@@ -188,9 +157,7 @@ impl Metrics {
         served.inc_by(peer.bytes_served.saturating_sub(served.get()));
         let conns = self.connections.with_label_values(&["peer"]);
         conns.inc_by(peer.connections_total.saturating_sub(conns.get()));
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        self.registry.render()
     }
 }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+pub use zest_service::LogFormat;
 
 use crate::env_vars;
 
@@ -116,20 +117,13 @@ pub struct FaultConfig {
 /// Requests that faults apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum FaultScope {
-    /// Every request except `/metrics` and `/healthz`.
+    /// Every request except `/metrics`, `/healthz` and `/readyz`.
     #[default]
     All,
     /// CAS requests: reconstructions and xorb ranges.
     Cas,
     /// Xorb range requests only.
     Xorbs,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Config {

@@ -21,7 +21,7 @@ pub enum RouteClass {
     Cas,
     /// Xorb byte ranges.
     Xorb,
-    /// `/metrics`, `/healthz`: never faulted.
+    /// `/metrics`, `/healthz`, `/readyz`: never faulted.
     Exempt,
 }
 

@@ -3,12 +3,13 @@
 //! Labels are bounded: `route` is a route template (`/{org}/{name}/resolve/{rev}/{path}`),
 //! never a concrete path; `status` is an HTTP status code.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
+use zest_service::ServiceMetrics;
 
 /// The metrics of one server.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: ServiceMetrics,
     pub requests: IntCounterVec,
     pub xorb_bytes_served: IntCounter,
     pub file_bytes_served: IntCounter,
@@ -27,28 +28,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
+        let registry = ServiceMetrics::new("zest-origin", env!("CARGO_PKG_VERSION"));
+        let counter = |name: &str, help: &str| registry.counter(name, help);
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| registry.counter_vec(name, help, labels);
+        let gauge = |name: &str, help: &str| registry.gauge(name, help);
         Metrics {
             requests: counter_vec(
                 "zest_origin_requests_total",
@@ -104,9 +88,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        self.registry.render()
     }
 }
 

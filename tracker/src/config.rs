@@ -4,7 +4,8 @@
 //! `DATABASE_URL` nor `REDIS_URL` the tracker uses the embedded in-memory store; with both, the
 //! PostgreSQL + Redis store; with only one, it refuses to start.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+pub use zest_service::LogFormat;
 
 use crate::env_vars;
 
@@ -39,12 +40,6 @@ pub enum TokenAction {
     Revoke { name: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on.
@@ -66,16 +61,16 @@ pub struct Config {
     #[arg(long, env = env_vars::ZEST_TRACKER_LOOKUP_AUTH, global = true)]
     pub lookup_auth: bool,
     /// Seconds a peer stays in lookups after its last announce.
-    #[arg(long = "peer-ttl", env = env_vars::ZEST_PEER_TTL, default_value_t = 90, global = true)]
+    #[arg(long = "peer-ttl", env = env_vars::ZEST_TRACKER_PEER_TTL, default_value_t = 90, global = true)]
     pub peer_ttl_secs: u64,
     /// Seconds between announces asked of peers (default: a third of the TTL).
-    #[arg(long = "announce-interval", env = env_vars::ZEST_ANNOUNCE_INTERVAL, global = true)]
+    #[arg(long = "announce-interval", env = env_vars::ZEST_TRACKER_ANNOUNCE_INTERVAL, global = true)]
     pub announce_interval_secs: Option<u64>,
     /// Milliseconds between sweeps of expired peers.
     #[arg(long, env = env_vars::ZEST_TRACKER_SWEEP_INTERVAL_MS, default_value_t = 5000, global = true)]
     pub sweep_interval_ms: u64,
     /// Time limit of one Redis command or pipeline (milliseconds).
-    #[arg(long, env = env_vars::ZEST_REDIS_TIMEOUT_MS, default_value_t = 500, global = true)]
+    #[arg(long, env = env_vars::ZEST_TRACKER_REDIS_TIMEOUT_MS, default_value_t = 500, global = true)]
     pub redis_timeout_ms: u64,
     /// Largest request body accepted (bytes).
     #[arg(long, env = env_vars::ZEST_TRACKER_MAX_BODY_BYTES, default_value_t = 16 << 20, global = true)]
@@ -90,8 +85,11 @@ pub struct Config {
     #[arg(long, env = env_vars::ZEST_TRACKER_WORKERS, global = true)]
     pub workers: Option<usize>,
     /// Log line format.
-    #[arg(long, env = env_vars::ZEST_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = env_vars::ZEST_TRACKER_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Test switch: exit when standard input is closed (the parent test died).
+    #[arg(long, env = env_vars::ZEST_TRACKER_EXIT_ON_STDIN_EOF, global = true)]
+    pub exit_on_stdin_eof: bool,
 }
 
 impl Default for Config {
@@ -113,6 +111,7 @@ impl Default for Config {
             max_announce_xorbs: 100_000,
             workers: None,
             log_format: LogFormat::Text,
+            exit_on_stdin_eof: false,
         }
     }
 }

@@ -28,25 +28,12 @@ use actix_web::web;
 use anyhow::{bail, Context};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, LogFormat, TokenAction};
+use crate::config::{Config, TokenAction};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::PgDurable;
 use crate::store::production::PgRedisStore;
 use crate::store::redis_hot::RedisHot;
 use crate::store::Store;
-
-/// Sets up `tracing` with `RUST_LOG` (default `info`) in text or JSON.
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
 
 /// Opens the store the configuration asks for (connecting and migrating PostgreSQL).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {

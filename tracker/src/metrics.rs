@@ -3,14 +3,17 @@
 //! Each server owns its own [`Metrics`] (and registry) so that several trackers can run in one
 //! test process. Route labels are the route patterns (`/v1/peers/{id}`), never raw paths.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge};
+use zest_service::ServiceMetrics;
+
+/// Upper bounds of the request latency buckets, seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: ServiceMetrics,
     /// Requests by route pattern and status class (`2xx`, `4xx`, `5xx`).
     pub http_requests: IntCounterVec,
     /// Request latency by route pattern.
@@ -37,43 +40,20 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "zest_tracker_http_request_duration_seconds",
-                "HTTP request latency",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+        let registry = ServiceMetrics::new("zest-tracker", env!("CARGO_PKG_VERSION"));
+        let counter = |name: &str, help: &str| registry.counter(name, help);
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| registry.counter_vec(name, help, labels);
+        let http_duration = registry.histogram_vec(
+            "zest_tracker_http_request_duration_seconds",
+            "HTTP request latency",
             &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("unique metric");
-        let peers_alive = IntGauge::new(
+            LATENCY_BUCKETS,
+        );
+        let peers_alive = registry.gauge(
             "zest_tracker_peers_alive",
             "Live peers as of the last sweep",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(peers_alive.clone()))
-            .expect("unique metric");
+        );
         Metrics {
             http_requests: counter_vec(
                 "zest_tracker_http_requests_total",
@@ -115,11 +95,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            tracing::error!(error = %e, "encoding metrics");
-        }
-        String::from_utf8(buf).unwrap_or_default()
+        self.registry.render()
     }
 }
 

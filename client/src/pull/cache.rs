@@ -9,10 +9,10 @@
 //! (`hub::validate`) before it is joined to a path here.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use xorbstore::{fsutil, Durability};
 
 use hub::{validate_commit, validate_etag, validate_rel_path, validate_repo_id, validate_revision};
 
@@ -34,6 +34,14 @@ impl RepoCache {
             dir,
             durable: false,
         })
+    }
+
+    fn durability(&self) -> Durability {
+        if self.durable {
+            Durability::Sync
+        } else {
+            Durability::Deferred
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -71,16 +79,8 @@ impl RepoCache {
     pub fn commit_blob(&self, etag: &str) -> anyhow::Result<()> {
         let tmp = self.incomplete(etag)?;
         let dst = self.blob(etag)?;
-        if self.durable {
-            fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("fsync {}", tmp.display()))?;
-        }
-        fs::rename(&tmp, &dst).with_context(|| format!("renaming {}", tmp.display()))?;
-        if self.durable {
-            sync_dir(&self.dir.join("blobs"));
-        }
-        Ok(())
+        fsutil::rename_into_place(&tmp, &dst, self.durability())
+            .with_context(|| format!("renaming {}", tmp.display()))
     }
 
     /// `snapshots/{commit}/{path}` → `../../blobs/{etag}` (one more `../` per folder of `path`).
@@ -112,7 +112,8 @@ impl RepoCache {
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&target, &tmp)
             .with_context(|| format!("linking {}", tmp.display()))?;
-        fs::rename(&tmp, &link).with_context(|| format!("linking {}", link.display()))?;
+        fsutil::rename_into_place(&tmp, &link, self.durability())
+            .with_context(|| format!("linking {}", link.display()))?;
         Ok(link)
     }
 
@@ -123,23 +124,8 @@ impl RepoCache {
         let path = self.dir.join("refs").join(rev);
         let parent = path.parent().context("ref path has no parent")?;
         fs::create_dir_all(parent)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-        tmp.write_all(commit.as_bytes())?;
-        if self.durable {
-            tmp.as_file().sync_all()?;
-        }
-        tmp.persist(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        if self.durable {
-            sync_dir(parent);
-        }
-        Ok(())
-    }
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = fs::File::open(dir) {
-        let _ = f.sync_all();
+        fsutil::write_atomic_with(&path, commit.as_bytes(), self.durability())
+            .with_context(|| format!("writing {}", path.display()))
     }
 }
 

@@ -27,6 +27,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use xet::MerkleHash;
 use xorbstore::{Durability, Store, StoreConfig};
+use zest_service::FleetArgs;
 
 use crate::env_vars;
 use cache::RepoCache;
@@ -67,21 +68,8 @@ pub struct PullArgs {
     /// Hub base URL.
     #[arg(long, env = env_vars::HF_ENDPOINT, default_value = "https://huggingface.co")]
     pub endpoint: String,
-    /// Tracker base URL (`http://host:port`).
-    #[arg(long, env = env_vars::ZEST_TRACKER)]
-    pub tracker: Option<String>,
-    /// Bearer token for tracker writes (reports, manifests).
-    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
-    pub tracker_token: Option<String>,
-    /// Local xorb store folder (default `$XDG_CACHE_HOME/zest` or `~/.cache/zest`).
-    #[arg(long, env = env_vars::ZEST_CACHE)]
-    pub zest_cache: Option<PathBuf>,
-    /// Size cap of the local xorb store, bytes.
-    #[arg(long, env = env_vars::ZEST_CACHE_MAX_BYTES, default_value_t = 50 << 30)]
-    pub cache_max_bytes: u64,
-    /// Our id towards the tracker and peers.
-    #[arg(long, env = env_vars::ZEST_PEER_ID)]
-    pub peer_id: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -241,24 +229,24 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     hub::validate_revision(&args.revision)?;
     let include = globs(&args.include)?;
     let exclude = globs(&args.exclude)?;
-    let peer_id = args.peer_id.clone().unwrap_or_else(default_peer_id);
+    let peer_id = args.fleet.peer_id.clone().unwrap_or_else(default_peer_id);
     let hubc = HubClient::new(
         &args.endpoint,
         hf_token(),
         RetryPolicy::with_max_retries(args.max_retries),
     )?;
-    let trackerc = match &args.tracker {
-        Some(t) if !t.is_empty() => Some(TrackerClient::new(t, args.tracker_token.clone())?),
+    let trackerc = match args.fleet.tracker_url() {
+        Some(t) => Some(TrackerClient::new(t, args.fleet.tracker_token.clone())?),
         _ => None,
     };
-    let store_dir = zest_cache_dir(args.zest_cache.clone());
+    let store_dir = zest_cache_dir(args.fleet.zest_cache.clone());
     let store = {
         let d = store_dir.clone();
         // The local store is this client's own copy of verified bytes, re-verified by every
         // reader: fsyncing each range would double the disk cost of the pull for no safety the
         // hashes do not already give (see `Durability::Deferred`).
         let config = StoreConfig {
-            quota_bytes: args.cache_max_bytes,
+            quota_bytes: args.fleet.cache_max_bytes,
             durability: Durability::Deferred,
         };
         tokio::task::spawn_blocking(move || Store::open(&d, config))

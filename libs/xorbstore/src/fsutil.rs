@@ -1,12 +1,19 @@
-//! Crash-safe file writes: write a temporary file in the target's folder, fsync it, rename it into
-//! place, fsync the folder (the pattern of neon's `crashsafe.rs`). Temporary files end in
-//! [`TEMP_SUFFIX`] so that [`crate::Store::open`] can delete leftovers after a crash.
+//! Crash-safe file writes, the one implementation every zest crate uses: write a temporary file
+//! in the target's folder, fsync it, rename it into place, fsync the folder (the pattern of
+//! neon's `crashsafe.rs`). [`Durability::Deferred`] skips the fsyncs (the file still appears
+//! whole or not at all; only a power loss can lose it). Temporary files end in [`TEMP_SUFFIX`]
+//! so that [`crate::Store::open`] can delete leftovers after a crash.
+//!
+//! It lives here rather than in `zest-service` because the store needs it and must not depend
+//! on service code; the origin and the `zest` CLI's hub cache call it too.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::Durability;
 
 /// Suffix of temporary files; anything ending with it is garbage after a restart.
 pub const TEMP_SUFFIX: &str = ".partial";
@@ -54,22 +61,52 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync folder).
+/// Writes `bytes` to `path` atomically and durably (temp file, fsync, rename, fsync folder).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    write_atomic_with(path, bytes, Durability::Sync)
+}
+
+/// Writes `bytes` to `path` atomically (temp file, rename); with [`Durability::Sync`] the file
+/// is fsynced before the rename and the folder after it.
+pub fn write_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
+    let dir = parent(path)?;
     let (tmp, mut f) = create_temp(dir)?;
     let res = (|| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durability == Durability::Sync {
+            f.sync_all()?;
+        }
+        drop(f);
         std::fs::rename(&tmp, path)?;
-        fsync_dir(dir)
+        if durability == Durability::Sync {
+            fsync_dir(dir)?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     res
+}
+
+/// Renames the finished temporary `tmp` (a file or a symbolic link, written by the caller)
+/// over `dst`; with [`Durability::Sync`] a regular file is fsynced before the rename and
+/// `dst`'s folder after it.
+pub fn rename_into_place(tmp: &Path, dst: &Path, durability: Durability) -> io::Result<()> {
+    let sync = durability == Durability::Sync;
+    if sync && std::fs::symlink_metadata(tmp)?.is_file() {
+        File::open(tmp)?.sync_all()?;
+    }
+    std::fs::rename(tmp, dst)?;
+    if sync {
+        fsync_dir(parent(dst)?)?;
+    }
+    Ok(())
+}
+
+fn parent(path: &Path) -> io::Result<&Path> {
+    path.parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))
 }
 
 /// Deletes the garbage temporary files (`.tmp-*`, see [`is_stale_temp`]) directly in `dir`;
@@ -129,5 +166,23 @@ mod tests {
         assert_eq!(remove_stale_temps(d.path()).expect("clean"), 1);
         assert!(live.exists(), "a live writer's temp file was deleted");
         assert!(p.exists());
+    }
+
+    #[test]
+    fn deferred_writes_and_renames_land_whole() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("ref");
+        write_atomic_with(&p, b"abc", Durability::Deferred).expect("write");
+        assert_eq!(std::fs::read(&p).expect("read"), b"abc");
+        let tmp = d.path().join("blob.incomplete");
+        std::fs::write(&tmp, b"data").expect("write");
+        for durability in [Durability::Sync, Durability::Deferred] {
+            std::fs::write(&tmp, b"data").expect("write");
+            rename_into_place(&tmp, &d.path().join("blob"), durability).expect("rename");
+            assert!(!tmp.exists());
+        }
+        assert_eq!(std::fs::read(d.path().join("blob")).expect("read"), b"data");
+        let missing = rename_into_place(&tmp, &p, Durability::Sync);
+        assert!(missing.is_err(), "renaming a missing file succeeded");
     }
 }

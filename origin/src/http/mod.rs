@@ -173,6 +173,7 @@ async fn handle(
             .content_type("text/plain; version=0.0.4")
             .body(state.metrics.render())),
         Route::Health if get_or_head => Ok(HttpResponse::Ok().body("ok\n")),
+        Route::Ready if get_or_head => Ok(HttpResponse::Ok().body("ready\n")),
         Route::Resolve {
             org,
             name,

@@ -16,6 +16,8 @@ use crate::scan::is_valid_file_path;
 pub enum Route {
     Metrics,
     Health,
+    /// `/readyz`: the index is built before the server listens, so serving means ready.
+    Ready,
     Resolve {
         org: String,
         name: String,
@@ -56,6 +58,7 @@ impl Route {
         match self {
             Route::Metrics => "/metrics",
             Route::Health => "/healthz",
+            Route::Ready => "/readyz",
             Route::Resolve { .. } => "/{repo}/resolve/{rev}/{path}",
             Route::ModelInfo { rev: Some(_), .. } => "/api/models/{repo}/revision/{rev}",
             Route::ModelInfo { rev: None, .. } => "/api/models/{repo}",
@@ -73,7 +76,7 @@ impl Route {
     /// Which faults may apply.
     pub fn class(&self) -> RouteClass {
         match self {
-            Route::Metrics | Route::Health => RouteClass::Exempt,
+            Route::Metrics | Route::Health | Route::Ready => RouteClass::Exempt,
             Route::Reconstruction { .. } | Route::Telemetry => RouteClass::Cas,
             Route::Xorb { .. } => RouteClass::Xorb,
             _ => RouteClass::Hub,
@@ -138,6 +141,7 @@ pub fn parse(raw: &str) -> Result<Route, ApiError> {
     let route = match s.as_slice() {
         ["metrics"] => Route::Metrics,
         ["healthz"] => Route::Health,
+        ["readyz"] => Route::Ready,
         ["api", "agent-harnesses", ..] => Route::AgentHarnesses,
         ["v1", "telemetry"] | ["api", "telemetry", ..] => Route::Telemetry,
         [v @ ("v1" | "v2"), "reconstructions", hash] => Route::Reconstruction {

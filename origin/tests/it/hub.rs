@@ -409,3 +409,24 @@ fn metrics_use_route_templates() {
     assert!(!text.contains("config.json"));
     assert!(text.contains("zest_origin_xorb_bytes_served_total"));
 }
+
+#[test]
+fn readyz_build_info_and_process_metrics() {
+    let o = primary();
+    let ready = client().get(o.url("/readyz")).send().expect("get");
+    assert_eq!(ready.status(), 200);
+    let text = client()
+        .get(o.url("/metrics"))
+        .send()
+        .expect("get")
+        .text()
+        .expect("text");
+    assert!(
+        text.contains(&format!(
+            r#"zest_build_info{{service="zest-origin",version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+}

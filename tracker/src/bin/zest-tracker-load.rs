@@ -393,7 +393,7 @@ async fn announce(cli: &Cli, ranges: u64, count: usize) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let threads = std::env::var(zest_tracker::env_vars::ZEST_LOAD_THREADS)
+    let threads = std::env::var(zest_tracker::env_vars::ZEST_TRACKER_LOAD_THREADS)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);

@@ -1,0 +1,74 @@
+//! The flags of a fleet member of the `zest` CLI (`zest pull`, `zest seed`): where the tracker
+//! is, how to write to it, who we are, and where our local xorb store lives. Flatten
+//! [`FleetArgs`] into a subcommand's arguments with `#[command(flatten)]`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::env_vars;
+
+/// Default size cap of the local xorb store: 50 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 50 << 30;
+
+/// Tracker, identity and local store flags shared by `zest pull` and `zest seed`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Tracker base URL (`http://host:port`).
+    #[arg(long, env = env_vars::ZEST_TRACKER)]
+    pub tracker: Option<String>,
+    /// Bearer token for tracker writes (announces, reports, manifests).
+    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
+    pub tracker_token: Option<String>,
+    /// Our id towards the tracker and peers.
+    #[arg(long, env = env_vars::ZEST_PEER_ID)]
+    pub peer_id: Option<String>,
+    /// Local xorb store folder (default `$XDG_CACHE_HOME/zest` or `~/.cache/zest`).
+    #[arg(long, env = env_vars::ZEST_CACHE)]
+    pub zest_cache: Option<PathBuf>,
+    /// Size cap of the local xorb store, bytes.
+    #[arg(long, env = env_vars::ZEST_CACHE_MAX_BYTES, default_value_t = DEFAULT_CACHE_MAX_BYTES)]
+    pub cache_max_bytes: u64,
+}
+
+impl FleetArgs {
+    /// The tracker URL, if one is set and not blank (an empty `ZEST_TRACKER=` means none).
+    pub fn tracker_url(&self) -> Option<&str> {
+        self.tracker
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    }
+
+    #[test]
+    fn flags_parse_and_blank_tracker_is_none() {
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from([
+            "x",
+            "--tracker",
+            " ",
+            "--peer-id",
+            "p1",
+            "--cache-max-bytes",
+            "10",
+        ])
+        .expect("parse");
+        assert_eq!(c.fleet.tracker_url(), None);
+        assert_eq!(c.fleet.peer_id.as_deref(), Some("p1"));
+        assert_eq!(c.fleet.cache_max_bytes, 10);
+        let c = Cli::try_parse_from(["x", "--tracker", "http://t:7070"]).expect("parse");
+        assert_eq!(c.fleet.tracker_url(), Some("http://t:7070"));
+    }
+}
