@@ -203,7 +203,7 @@ impl Edge {
     /// Chunks of `e` from the store, or fetched once (structural checks) and stored.
     pub async fn get_entry(&self, e: &Entry) -> Result<RangeView, FetchError> {
         let range = e.chunks.start..e.chunks.end;
-        if let Some(v) = self.store.get(&e.xorb, range.clone()) {
+        if let Some(v) = self.store.get_async(&e.xorb, range.clone()).await {
             self.metrics.hits.inc();
             return Ok(v);
         }
@@ -329,7 +329,11 @@ impl Edge {
         let mut fetched: Vec<(Entry, Bytes, Vec<MerkleHash>)> = Vec::new();
         let mut stored_views: Vec<RangeView> = Vec::new();
         for e in &entries {
-            if let Some(v) = self.store.get(&e.xorb, e.chunks.start..e.chunks.end) {
+            if let Some(v) = self
+                .store
+                .get_async(&e.xorb, e.chunks.start..e.chunks.end)
+                .await
+            {
                 known.insert(
                     (e.xorb, e.chunks),
                     (v.chunk_hashes().to_vec(), v.uncompressed_lens()),
@@ -421,16 +425,24 @@ impl Edge {
                 .await
                 .map_err(|err| FileError::Upstream(err.to_string()))?;
         }
-        for v in stored_views {
-            if v.level() < VerificationLevel::FileVerified {
-                let r = v.range();
-                let _ = self.store.upgrade_level(
-                    &v.xorb(),
-                    r,
-                    v.chunk_hashes(),
-                    VerificationLevel::FileVerified,
-                );
-            }
+        // Level upgrades rewrite and fsync range files: off the async worker threads.
+        let upgrades: Vec<RangeView> = stored_views
+            .into_iter()
+            .filter(|v| v.level() < VerificationLevel::FileVerified)
+            .collect();
+        if !upgrades.is_empty() {
+            let store = self.store.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for v in upgrades {
+                    let _ = store.upgrade_level(
+                        &v.xorb(),
+                        v.range(),
+                        v.chunk_hashes(),
+                        VerificationLevel::FileVerified,
+                    );
+                }
+            })
+            .await;
         }
         if let Some(t) = &self.tracker {
             t.mark_dirty();

@@ -12,7 +12,6 @@ pub mod config;
 pub mod convert;
 pub mod env_vars;
 pub mod error;
-pub mod fxhash;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use xet::MerkleHash;
 
 use super::{Store, StoreError, StoreResult};
-use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::model::{
     AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, ManifestKey,
     ManifestRecord, PeerRecord, PeerStatus, Report, ReportTotals, StoreStats,
 };
 use crate::ranges::RangeSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Reports kept in memory; older ones are dropped.
 pub const MAX_KEPT_REPORTS: usize = 100_000;

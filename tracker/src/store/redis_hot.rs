@@ -31,11 +31,11 @@ use xet::MerkleHash;
 
 use super::holders::{self, Record};
 use super::{StoreError, StoreResult};
-use crate::fxhash::FxHashMap;
 use crate::model::{
     AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, PeerRecord, PeerStatus,
 };
 use crate::ranges::RangeSet;
+use rustc_hash::FxHashMap;
 
 const LIVE: &str = "zt2:live";
 const XORB_PREFIX: &str = "zt2:x:";
