@@ -342,6 +342,18 @@ fn second_pull_with_a_seeding_peer_takes_no_xorb_bytes_from_the_origin() {
 }
 
 #[test]
+fn a_seed_announces_with_the_seed_role() {
+    let (_origin, tracker, _c, _seed) = pulled_and_seeding("role-a", "role-seed");
+    let body = zest_testkit::http_get(&tracker.addr, "/v1/peers").expect("peer list");
+    let peers: serde_json::Value = serde_json::from_str(&body).expect("peer list JSON");
+    let me = peers["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["id"] == "role-seed"))
+        .unwrap_or_else(|| panic!("the seed is not listed: {body}"));
+    assert_eq!(me["role"], "seed", "{body}");
+}
+
+#[test]
 fn origin_answering_429_and_500_is_retried() {
     let origin = start_origin(&[
         "--fault-500-rate",
