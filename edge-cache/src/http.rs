@@ -11,9 +11,9 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use bytes::Bytes;
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, TryStreamExt};
 use serde::Deserialize;
-use xet::cas::{ByteRange, ReconstructionV1, ReconstructionV2};
+use xet::cas::{ReconstructionV1, ReconstructionV2};
 use xet::MerkleHash;
 
 use crate::edge::{read_bounded, Edge, FileError, MAX_JSON_BYTES};
@@ -61,7 +61,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/v1/warm", web::post().to(warm))
-        .route("/xorb/{hash}", web::get().to(xorb))
         .route("/cas/{seg}/{tail:.*}", web::route().to(cas))
         .default_service(web::to(hub));
 }
@@ -400,92 +399,6 @@ pub fn rewrite_reconstruction(edge: &Edge, mut rec: ReconstructionV2) -> Reconst
         }
     }
     rec
-}
-
-/// Bytes handed to actix per poll when serving a range. actix copies each piece into its
-/// connection's write buffer before writing it, so a range is served through a buffer of about
-/// this size per connection instead of a copy of the whole range (the pieces themselves are
-/// slices of the store's memory map).
-pub const SERVE_PIECE_LEN: usize = 64 << 10;
-
-/// `b` as a stream of zero-copy slices of at most [`SERVE_PIECE_LEN`] bytes.
-fn pieces_of(
-    b: Bytes,
-) -> impl futures::Stream<Item = std::result::Result<Bytes, actix_web::Error>> {
-    let n = b.len().div_ceil(SERVE_PIECE_LEN);
-    stream::iter((0..n).map(move |i| {
-        let start = i * SERVE_PIECE_LEN;
-        Ok(b.slice(start..(start + SERVE_PIECE_LEN).min(b.len())))
-    }))
-}
-
-/// GET of a rewritten xorb URL: the asked byte ranges, from the store or fetched once. Xorb URLs
-/// now point at the data port (`data.rs`); this route keeps older URLs working.
-async fn xorb(
-    edge: web::Data<Arc<Edge>>,
-    req: HttpRequest,
-    hash: web::Path<String>,
-) -> Result<HttpResponse> {
-    let started = Instant::now();
-    let range = req
-        .headers()
-        .get("range")
-        .map(|v| v.to_str().map_err(|_| ()));
-    let mut parts: Vec<(ByteRange, Bytes)> =
-        crate::data::resolve(&edge, &hash, req.uri().query().unwrap_or(""), range)
-            .await
-            .map_err(|e| {
-                HttpError::new(
-                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                    e.message,
-                )
-            })?
-            .into_iter()
-            .map(|p| {
-                let bytes = p.view.into_bytes().slice(p.offset..p.offset + p.len);
-                (p.range, bytes)
-            })
-            .collect();
-    let total: u64 = parts.iter().map(|(_, b)| b.len() as u64).sum();
-    edge.metrics
-        .bytes_served
-        .with_label_values(&["http"])
-        .inc_by(total);
-    let resp = if parts.len() == 1 {
-        let (r, b) = parts.pop().expect("one part");
-        let mut resp = if req.headers().contains_key("range") {
-            HttpResponse::PartialContent()
-        } else {
-            HttpResponse::Ok()
-        };
-        if req.headers().contains_key("range") {
-            resp.insert_header(("content-range", format!("bytes {}-{}/*", r.start, r.end)));
-        }
-        let len = b.len() as u64;
-        resp.content_type("application/octet-stream")
-            .body(SizedStream::new(len, pieces_of(b)))
-    } else {
-        let boundary = format!("zest{:016x}", rand::random::<u64>());
-        let mut pieces: Vec<Bytes> = Vec::with_capacity(parts.len() * 3 + 1);
-        for (r, b) in parts {
-            pieces.push(Bytes::from(format!(
-                "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {}-{}/*\r\n\r\n",
-                r.start, r.end
-            )));
-            pieces.push(b);
-        }
-        pieces.push(Bytes::from(format!("\r\n--{boundary}--\r\n")));
-        let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-        let body = stream::iter(pieces).flat_map(pieces_of);
-        HttpResponse::PartialContent()
-            .content_type(format!("multipart/byteranges; boundary={boundary}"))
-            .body(SizedStream::new(len, body))
-    };
-    edge.metrics
-        .request_seconds
-        .with_label_values(&["xorb"])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(resp)
 }
 
 /// `POST /v1/warm` body.

@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a binary may take to print its ready line (an origin indexes its repos first).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(240);
@@ -76,7 +76,9 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root")
 }
 
-/// A free loopback port (bound and released; good enough for tests that start one server).
+/// A loopback port nothing listens on right now (bound and released). Only for an address that
+/// must refuse connections (an unreachable upstream); servers the tests start bind port 0 and
+/// name their address in their ready line instead.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1:0")
@@ -268,52 +270,18 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn start(extra: &[&str]) -> Tracker {
-        let port = free_port();
+        // Port 0: the tracker binds a free port itself and names it in its ready line, so no
+        // other process can take the port between a probe and the bind.
         let mut cmd = Command::new(binary("zest-tracker"));
-        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--no-auth"])
+        cmd.args(["--listen", "127.0.0.1:0", "--no-auth"])
             .args(["--log-format", "json"])
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL");
-        let proc = Proc::spawn_until_healthy("zest-tracker", cmd, &format!("127.0.0.1:{port}"));
-        Tracker {
-            proc,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Proc {
-    /// Spawns `cmd` and polls `GET http://{addr}/healthz` until it answers 200.
-    pub fn spawn_until_healthy(name: &str, cmd: Command, addr: &str) -> Proc {
-        // No ready line is awaited; the log is only followed for failure messages.
-        let (mut child, stdin, log, _) = launch(name, cmd, "");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while http_get(addr, "/healthz").is_none() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "{name} exited ({status}) before it was healthy:\n{}",
-                    tail(&log)
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{name} was not healthy within {READY_TIMEOUT:?}:\n{}",
-                    tail(&log)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Proc {
-            name: name.to_string(),
-            child: Mutex::new(child),
-            _stdin: stdin,
-            log,
-            ready: serde_json::Value::Null,
-        }
+        let proc = Proc::spawn("zest-tracker", cmd, "zest-tracker listening");
+        let base = format!("http://{}", proc.field("addr"));
+        Tracker { proc, base }
     }
 }
 
