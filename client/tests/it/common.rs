@@ -2,7 +2,7 @@
 //! and generating input files.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs the built `zest` binary with `args`.
@@ -14,19 +14,8 @@ pub fn zest(args: &[&str]) -> Output {
         .expect("running the zest binary")
 }
 
-/// The Python interpreter that has `hf_xet` (env `ZEST_PYTHON`, default `<repo>/.venv/bin/python`).
-/// Panics with a clear message if it is missing: these tests must not silently pass.
-pub fn python() -> PathBuf {
-    let p = std::env::var_os("ZEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
-    assert!(
-        p.exists(),
-        "reference Python not found at {}: create the venv with hf_xet (see README) or set ZEST_PYTHON",
-        p.display()
-    );
-    p
-}
+/// The Python interpreter with the real Hugging Face client (`zest_testkit::python`).
+pub use zest_testkit::python;
 
 /// Runs `script` with the reference Python and `args`, returning stdout; panics on failure.
 pub fn run_python(script: &str, args: &[&Path]) -> String {

@@ -197,19 +197,8 @@ pub fn client() -> &'static reqwest::blocking::Client {
     })
 }
 
-pub fn python() -> PathBuf {
-    let p = std::env::var_os("ZEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
-        });
-    assert!(
-        p.exists(),
-        "Python venv not found at {}: create it with `python3 -m venv .venv && .venv/bin/pip install huggingface_hub hf_xet` at the repo root, or set ZEST_PYTHON",
-        p.display()
-    );
-    p
-}
+/// The Python interpreter with the real Hugging Face client (`zest_testkit::python`).
+pub use zest_testkit::python;
 
 /// Runs `snapshot_download(REPO)` against `endpoint` in a fresh HF_HOME. Returns
 /// (success, {path: sha256} or stderr).

@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,21 +105,11 @@ fn edge_announces_what_it_caches_and_a_tracker_lookup_names_it() {
     assert!(edge.metric("zest_edge_tracker_calls_total{kind=\"announce\",outcome=\"ok\"}") >= 1.0);
 }
 
-/// A self-signed certificate for `localhost`, written as `cert.pem` and `key.pem` in `dir`.
-fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
-    (cert, key)
-}
-
 #[test]
 fn peer_port_over_tls_serves_a_cached_range() {
     let origin = Origin::start(|_| {});
     let tls_dir = tempfile::tempdir_in(&fixture().dir).expect("tls dir");
-    let (cert, key) = self_signed(tls_dir.path());
+    let (cert, key) = zest_testkit::self_signed_localhost(tls_dir.path());
     let edge = Edge::start(
         &origin.base,
         &cache_dir(),

@@ -383,6 +383,18 @@ pub fn metric_in(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// A fresh self-signed certificate for `localhost`, written as `cert.pem` and `key.pem` in `dir`
+/// (the certificate doubles as the client's trust anchor). Generated per test with `rcgen`, so
+/// no key material is committed.
+pub fn self_signed_localhost(dir: &Path) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    (cert, key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

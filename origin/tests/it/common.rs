@@ -376,21 +376,8 @@ pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String
     (status, head, buf[split + 4..].to_vec())
 }
 
-/// The Python interpreter with huggingface_hub and hf_xet.
-pub fn python() -> PathBuf {
-    let p = std::env::var_os("ZEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
-        });
-    assert!(
-        p.exists(),
-        "Python venv not found at {}: create it with `python3 -m venv .venv && .venv/bin/pip install huggingface_hub hf_xet` \
-         at the repo root, or set ZEST_PYTHON",
-        p.display()
-    );
-    p
-}
+/// The Python interpreter with the real Hugging Face client (`zest_testkit::python`).
+pub use zest_testkit::python;
 
 /// Runs a Python script with the Hugging Face client pointed at `endpoint`, in a fresh HF_HOME.
 /// Returns the JSON printed after `RESULT `.

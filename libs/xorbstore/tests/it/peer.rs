@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -225,10 +224,10 @@ async fn not_found_and_wrong_hashes_keep_the_connection_usable() {
 
 #[tokio::test]
 async fn tls_round_trip() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let server_tls =
-        tls::server_config_from_pem(&data.join("cert.pem"), &data.join("key.pem")).unwrap();
-    let client_tls = tls::client_config_from_ca_pem(&data.join("ca.pem")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = zest_testkit::self_signed_localhost(dir.path());
+    let server_tls = tls::server_config_from_pem(&cert, &key).unwrap();
+    let client_tls = tls::client_config_from_ca_pem(&cert).unwrap();
     let x = make_xorb(4, 10, 30_000);
     let xh = x.hash();
     let mut cfg = PeerServerConfig::new("edge-tls", Role::Edge);
@@ -817,10 +816,10 @@ impl tokio::io::AsyncWrite for SlowReader {
 /// The TLS path (payload written from the memory map) with many pieces, byte for byte.
 #[tokio::test]
 async fn tls_large_ranges_in_many_pieces() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let server_tls =
-        tls::server_config_from_pem(&data.join("cert.pem"), &data.join("key.pem")).unwrap();
-    let client_tls = tls::client_config_from_ca_pem(&data.join("ca.pem")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = zest_testkit::self_signed_localhost(dir.path());
+    let server_tls = tls::server_config_from_pem(&cert, &key).unwrap();
+    let client_tls = tls::client_config_from_ca_pem(&cert).unwrap();
     let x = make_xorb(22, 24, 100_000);
     let xh = x.hash();
     let mut cfg = PeerServerConfig::new("edge-tls", Role::Edge);
