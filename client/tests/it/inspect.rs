@@ -530,7 +530,10 @@ fn remote_falls_back_to_v1_reconstructions() {
 fn remote_inspect_goes_through_the_fleet() {
     let path = remote_repo().join("big.gguf");
     let local = inspect_json(&["inspect", "--json", path.to_str().expect("utf8")]);
-    let origin = primary();
+    // An origin of this test's own (sharing the primary's index): the xorb bytes it counts are
+    // this test's only, whatever the other remote tests ask the primary meanwhile.
+    primary();
+    let origin = Origin::start(&remote_dir().join("root"), &remote_dir().join("state"), &[]);
     let tracker = Tracker::start(&[]);
     let edge_cache = zest_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "inspect-edge");
     let edge = Edge::start(&origin.base, &edge_cache, &["--tracker", &tracker.base]);
@@ -603,9 +606,12 @@ fn remote_inspect_survives_an_origin_answering_503_and_429() {
             "11",
         ],
     );
+    // The fault-free baseline comes from an origin of this test's own: the shared primary's
+    // xorb-byte count is what the fleet test, running beside this one, measures.
+    let clean_origin = Origin::start(&remote_dir().join("root"), &remote_dir().join("state"), &[]);
     for name in ["big.gguf", "small.safetensors", "small.st"] {
         let args = ["inspect", "org/model", name, "--json"];
-        let clean = zest_remote(&primary().base, &args);
+        let clean = zest_remote(&clean_origin.base, &args);
         assert!(clean.status.success(), "{name}: without faults");
         let mut want: Json = serde_json::from_slice(&clean.stdout).expect("JSON");
         let out = zest_remote(&faulty.base, &args);
