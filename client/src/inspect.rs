@@ -20,6 +20,7 @@ use crate::env_vars;
 use crate::mmap::MappedFile;
 use crate::pull::fetch::Sources;
 use hub::{HubClient, RetryPolicy};
+use zest_service::TrackerArgs;
 use zest_tracker_api::client::TrackerClient;
 
 /// Most fetch rounds for one remote header (each at least doubles what is held, so this is far
@@ -47,12 +48,9 @@ pub struct InspectArgs {
     /// Hub access token (sent to the Hub only, never to CAS or xorb URLs).
     #[arg(long, env = env_vars::HF_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
-    /// Tracker base URL: fetch the header's xorb ranges through the fleet (remote only).
-    #[arg(long, env = env_vars::ZEST_TRACKER)]
-    pub tracker: Option<String>,
-    /// Bearer token for the tracker, when its lookups are protected.
-    #[arg(long, env = env_vars::ZEST_TRACKER_TOKEN, hide_env_values = true)]
-    pub tracker_token: Option<String>,
+    /// With a tracker, the header's xorb ranges come through the fleet (remote only).
+    #[command(flatten)]
+    pub tracking: TrackerArgs,
     /// Retries of a failed Hub, CAS or xorb request (408, 429, 5xx, broken connections);
     /// 0 sends each request once (remote only).
     #[arg(long, env = env_vars::ZEST_MAX_RETRIES, default_value_t = hub::retry::DEFAULT_MAX_RETRIES)]
@@ -69,7 +67,7 @@ impl std::fmt::Debug for InspectArgs {
             .field("tensors", &self.tensors)
             .field("endpoint", &self.endpoint)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("tracker", &self.tracker)
+            .field("tracking", &self.tracking)
             .field("max_retries", &self.max_retries)
             .finish()
     }
@@ -157,9 +155,9 @@ fn inspect_remote(
     };
     let policy = RetryPolicy::with_max_retries(args.max_retries);
     let hub = HubClient::new(&location.endpoint, location.token.clone(), policy)?;
-    let fleet = match args.tracker.as_deref().map(str::trim) {
-        Some(t) if !t.is_empty() => Some(fleet_sources(&location, t, args, policy)?),
-        _ => None,
+    let fleet = match args.tracking.tracker_url() {
+        Some(t) => Some(fleet_sources(&location, t, args, policy)?),
+        None => None,
     };
     let (mut summary, report) = runtime.block_on(remote_summary(&hub, &location, fleet))?;
     if !args.tensors {
@@ -179,7 +177,7 @@ fn fleet_sources(
 ) -> anyhow::Result<Arc<Sources>> {
     // Its own counters: the remote file's report adds the fleet's requests to its own.
     let hub = HubClient::new(&location.endpoint, location.token.clone(), policy)?;
-    let tracker = TrackerClient::new(tracker, args.tracker_token.clone())
+    let tracker = TrackerClient::new(tracker, args.tracking.tracker_token.clone())
         .with_context(|| format!("bad tracker URL {tracker:?}"))?;
     let peer_id = format!(
         "zest-inspect-{}-{:08x}",

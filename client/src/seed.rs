@@ -61,8 +61,11 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%addr, peer_id, "zest seed ready");
     let announcer = {
-        let tracker = match args.fleet.tracker_url() {
-            Some(t) => Some(TrackerClient::new(t, args.fleet.tracker_token.clone())?),
+        let tracker = match args.fleet.tracking.tracker_url() {
+            Some(t) => Some(TrackerClient::new(
+                t,
+                args.fleet.tracking.tracker_token.clone(),
+            )?),
             _ => None,
         };
         let store = store.clone();

@@ -235,8 +235,11 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         hf_token(),
         RetryPolicy::with_max_retries(args.max_retries),
     )?;
-    let trackerc = match args.fleet.tracker_url() {
-        Some(t) => Some(TrackerClient::new(t, args.fleet.tracker_token.clone())?),
+    let trackerc = match args.fleet.tracking.tracker_url() {
+        Some(t) => Some(TrackerClient::new(
+            t,
+            args.fleet.tracking.tracker_token.clone(),
+        )?),
         _ => None,
     };
     let store_dir = zest_cache_dir(args.fleet.zest_cache.clone());

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use xet::cas::ByteRange;
 use xet::{CasJwtInfo, MerkleHash, ReconstructionV1, ReconstructionV2};
 
+use crate::error::retryable_status;
 use crate::retry::parse_retry_after;
 use crate::urls::{encode_path, encode_segment, next_link};
 use crate::validate::{validate_commit, validate_rel_path};
@@ -243,11 +244,7 @@ impl HubClient {
     /// statuses are the caller's to judge.
     async fn send(&self, what: &'static str, rb: RequestBuilder) -> Result<Response, HubError> {
         let resp = rb.send().await.map_err(|e| HubError::transport(what, e))?;
-        let status = resp.status();
-        if status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status.is_server_error()
-        {
+        if retryable_status(resp.status()) {
             return Err(status_error(what, &resp));
         }
         Ok(resp)
@@ -420,8 +417,7 @@ impl HubClient {
         repo: &str,
         rev: &str,
     ) -> Result<CasJwtInfo, HubError> {
-        self.token_at(&self.api_url(kind, repo, "xet-read-token", rev))
-            .await
+        self.token_at(&self.token_url(kind, repo, rev)).await
     }
 
     /// The token route of a repo revision (when a `HEAD` named none).
@@ -461,10 +457,26 @@ impl HubClient {
         file: &MerkleHash,
         range: Option<ByteRange>,
     ) -> Result<ReconstructionV2, HubError> {
-        match self.reconstruction_v(cas, file, range, "v2").await {
-            Err(e) if is_missing_api(&e) => self.reconstruction_v(cas, file, range, "v1").await,
-            r => r,
+        self.reconstruction_v2_or_v1(cas, file, range, &AtomicBool::new(false))
+            .await
+    }
+
+    /// v1 when `v1_only` is set, else v2, falling back to v1 (and setting `v1_only`) when the
+    /// CAS has no v2.
+    async fn reconstruction_v2_or_v1(
+        &self,
+        cas: &CasJwtInfo,
+        file: &MerkleHash,
+        range: Option<ByteRange>,
+        v1_only: &AtomicBool,
+    ) -> Result<ReconstructionV2, HubError> {
+        if !v1_only.load(Ordering::Relaxed) {
+            match self.reconstruction_v(cas, file, range, "v2").await {
+                Err(e) if is_missing_api(&e) => v1_only.store(true, Ordering::Relaxed),
+                r => return r,
+            }
         }
+        self.reconstruction_v(cas, file, range, "v1").await
     }
 
     /// [`Self::reconstruction`] with `session`'s token, refreshed once on 401, and v1 asked
@@ -478,17 +490,9 @@ impl HubClient {
         let mut refreshed = false;
         loop {
             let jwt = session.jwt().await;
-            let r = if session.v1_only.load(Ordering::Relaxed) {
-                self.reconstruction_v(&jwt, file, range, "v1").await
-            } else {
-                match self.reconstruction_v(&jwt, file, range, "v2").await {
-                    Err(e) if is_missing_api(&e) => {
-                        session.v1_only.store(true, Ordering::Relaxed);
-                        self.reconstruction_v(&jwt, file, range, "v1").await
-                    }
-                    r => r,
-                }
-            };
+            let r = self
+                .reconstruction_v2_or_v1(&jwt, file, range, &session.v1_only)
+                .await;
             match r {
                 Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED) && !refreshed => {
                     refreshed = true;

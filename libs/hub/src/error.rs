@@ -43,6 +43,13 @@ pub enum HubError {
     Client(#[source] reqwest::Error),
 }
 
+/// 408, 429 and 5xx: the statuses another attempt may turn into a success.
+pub(crate) fn retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
 fn status_hint(status: StatusCode) -> &'static str {
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -78,11 +85,7 @@ impl HubError {
     /// name, a too-large or nonsensical answer.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HubError::Status { status, .. } => {
-                *status == StatusCode::REQUEST_TIMEOUT
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || status.is_server_error()
-            }
+            HubError::Status { status, .. } => retryable_status(*status),
             HubError::Transport { source, .. } => {
                 source.is_timeout()
                     || source.is_connect()

@@ -20,6 +20,6 @@ pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 
-pub use fleet::FleetArgs;
+pub use fleet::{FleetArgs, TrackerArgs};
 pub use logging::LogFormat;
 pub use metrics::ServiceMetrics;
