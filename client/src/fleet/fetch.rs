@@ -441,3 +441,74 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xorbstore::{Expectation, StoreConfig};
+
+    fn xorb(n: u8) -> MerkleHash {
+        MerkleHash::from_hex(&format!("{n:02x}").repeat(32)).expect("hex")
+    }
+
+    #[tokio::test]
+    async fn the_local_store_comes_first_and_a_dead_peer_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreConfig::new(1 << 30)).expect("store");
+        let mut raw = Vec::new();
+        for i in 0..2u8 {
+            xet::chunk::encode_chunk(&[i; 1000], xet::chunk::CompressionScheme::None, &mut raw);
+        }
+        store
+            .insert(&xorb(1), 0..2, &raw, &Expectation::structural())
+            .expect("insert");
+        let fleet = Fleet::new(Some(store), None, None, "me".into());
+        let unit = Unit {
+            xorb: xorb(1),
+            chunks: 0..2,
+            upstream: None,
+        };
+        let f = fleet.fetch_unit(&unit, &[], false).await.expect("local");
+        assert_eq!((f.source, f.lens), (Source::Local, vec![1000, 1000]));
+        assert_eq!(fleet.bytes().local, raw.len() as u64);
+
+        // Not stored, no upstream: the holder is asked (and dropped: nothing listens there),
+        // then there is nowhere left to ask.
+        let dead = Holder {
+            id: "dead".into(),
+            addr: "127.0.0.1:1".into(),
+            role: wire::Role::Seed,
+        };
+        let other = Unit {
+            xorb: xorb(2),
+            ..unit.clone()
+        };
+        let e = fleet
+            .fetch_unit(&other, std::slice::from_ref(&dead), false)
+            .await
+            .expect_err("no source");
+        assert!(matches!(e, FetchError::NoSource { .. }), "{e}");
+        assert!(e.to_string().contains("upstream is not available"), "{e}");
+        assert!(fleet.scheduler().is_dropped("dead"));
+        assert!(
+            fleet.bad_sources().is_empty(),
+            "unreachable is not bad bytes"
+        );
+
+        // A known upstream location but no Hub client (a fleet-only pull): said so.
+        let with_url = Unit {
+            upstream: Some(UpstreamRange {
+                url: "http://127.0.0.1:1/x".into(),
+                start: 0,
+                end: 9,
+            }),
+            ..other
+        };
+        let e = fleet
+            .fetch_unit(&with_url, &[], true)
+            .await
+            .expect_err("no upstream");
+        assert!(matches!(e, FetchError::NoUpstream), "{e}");
+        assert_eq!(fleet.bytes().upstream, 0);
+    }
+}
