@@ -3,7 +3,7 @@
 # prints the bytes fetched (reconstruction JSON + xorb ranges) against the file size, the number
 # of requests and the wall time, and checks that the remote summary equals the local one.
 #
-# The GGUF is written by the real `gguf` writer: llama metadata, a 150,000-token vocabulary, a
+# The GGUF is written by the real `gguf` writer (client/tests/big_gguf.py, shape `bench`): llama metadata, a 150,000-token vocabulary, a
 # pseudo-random F16 embedding tensor of 64 MiB, then zero-filled tensors up to SIZE bytes.
 #
 # Env: ZEST_PYTHON (default <repo>/.venv/bin/python), CARGO_TARGET_DIR (default <repo>/target),
@@ -34,44 +34,7 @@ file="$dir/root/org/model/big.gguf"
 if [[ ! -f "$file" || "$(stat -c %s "$file")" -lt "$((size - (8 << 20)))" ]]; then
     echo "writing $file (~$size bytes)..." >&2
     mkdir -p "$(dirname "$file")"
-    "$python" - "$file.tmp" "$size" <<'EOF'
-import sys
-import numpy as np
-import gguf
-
-path, total = sys.argv[1], int(sys.argv[2])
-w = gguf.GGUFWriter(path, "llama")
-w.add_name("zest remote bench")
-w.add_context_length(8192)
-w.add_embedding_length(4096)
-w.add_block_count(32)
-w.add_feed_forward_length(14336)
-w.add_head_count(32)
-w.add_head_count_kv(8)
-w.add_rope_freq_base(500000.0)
-w.add_rope_dimension_count(128)
-w.add_file_type(1)
-tokens = [f"token{i}" for i in range(150000)]
-w.add_tokenizer_model("gpt2")
-w.add_token_list(tokens)
-w.add_token_types([1] * len(tokens))
-w.add_token_merges([f"t{i} k{i}" for i in range(100000)])
-rng = np.random.default_rng(1)
-w.add_tensor("token_embd.weight", rng.standard_normal((8192, 4096)).astype(np.float16))
-left = total - 8192 * 4096 * 2 - (8 << 20)
-i = 0
-while left > 0:
-    rows = min(left // (4096 * 2), 16384)
-    if rows == 0:
-        break
-    w.add_tensor(f"blk.{i}.ffn.weight", np.zeros((rows, 4096), dtype=np.float16))
-    left -= rows * 4096 * 2
-    i += 1
-w.write_header_to_file()
-w.write_kv_data_to_file()
-w.write_tensors_to_file()
-w.close()
-EOF
+    "$python" "$repo/client/tests/big_gguf.py" "$file.tmp" "$size" bench
     mv "$file.tmp" "$file"
 fi
 file_len="$(stat -c %s "$file")"

@@ -17,8 +17,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::env_vars;
+use crate::fleet::Fleet;
 use crate::mmap::MappedFile;
-use crate::pull::fetch::Sources;
 use hub::{HubClient, RetryPolicy};
 use zest_service::TrackerArgs;
 use zest_tracker_api::client::TrackerClient;
@@ -174,7 +174,7 @@ fn fleet_sources(
     tracker: &str,
     args: &InspectArgs,
     policy: RetryPolicy,
-) -> anyhow::Result<Arc<Sources>> {
+) -> anyhow::Result<Arc<Fleet>> {
     // Its own counters: the remote file's report adds the fleet's requests to its own.
     let hub = HubClient::new(&location.endpoint, location.token.clone(), policy)?;
     let tracker = TrackerClient::new(tracker, args.tracking.tracker_token.clone())
@@ -184,7 +184,7 @@ fn fleet_sources(
         std::process::id(),
         rand::random::<u32>()
     );
-    Ok(Arc::new(Sources::new(
+    Ok(Arc::new(Fleet::new(
         None,
         Some(hub),
         Some(tracker),
@@ -197,7 +197,7 @@ fn fleet_sources(
 pub async fn remote_summary(
     hub: &HubClient,
     location: &remote::Location,
-    fleet: Option<Arc<Sources>>,
+    fleet: Option<Arc<Fleet>>,
 ) -> anyhow::Result<(modelfile::Summary, RemoteReport)> {
     let mut file = remote::RemoteFile::open(hub, location).await?;
     if let Some(f) = &fleet {
@@ -249,15 +249,7 @@ pub async fn remote_summary(
         bytes_fetched: stats.body_bytes,
         requests: stats.requests,
         whole_file_hash_verified,
-        fleet: fleet.map(|f| {
-            let c = *f.counters.lock().unwrap_or_else(|p| p.into_inner());
-            zest_tracker_api::BytesBySource {
-                local: c.local,
-                peers: c.peers,
-                edges: c.edges,
-                upstream: c.upstream,
-            }
-        }),
+        fleet: fleet.map(|f| f.bytes()),
     };
     tracing::debug!(
         file = %name,

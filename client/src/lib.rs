@@ -1,9 +1,12 @@
 //! The zest command line's logic; `main.rs` only parses arguments, sets up logging and calls
-//! [`run`]. One module per subcommand.
+//! [`run`]. One module per subcommand, plus the fleet client they share ([`fleet`]) and where
+//! things live on this machine ([`dirs`]).
 
 pub mod cli;
 pub mod demo;
+pub mod dirs;
 pub mod env_vars;
+pub mod fleet;
 pub mod hash_cmd;
 pub mod inspect;
 pub mod mmap;

@@ -42,7 +42,7 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
-    let dir = crate::pull::zest_cache_dir(args.fleet.zest_cache.clone());
+    let dir = crate::fleet::zest_cache_dir(args.fleet.zest_cache.clone());
     let store = Store::open(&dir, StoreConfig::new(args.fleet.cache_max_bytes))
         .with_context(|| format!("opening {}", dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -26,7 +26,7 @@ use reqwest::header::HeaderMap;
 use xet::cas::{ByteRange, ReconstructionTerm, XorbMultiRangeFetch, XorbRangeDescriptor};
 use xet::{MerkleHash, ReconstructionV2};
 
-use crate::pull::fetch::{Sources, Unit};
+use crate::fleet::{Fleet, Unit, UpstreamRange};
 
 /// Largest single xorb byte range fetched (a xorb holds at most 64 MiB of chunk data).
 pub const MAX_XORB_RANGE: u64 = 128 << 20;
@@ -93,7 +93,7 @@ pub struct RemoteFile {
     /// Requests and body bytes of fleet fetches (the Hub client counts its own).
     fleet_stats: FetchStats,
     /// The fleet to ask for xorb ranges before upstream.
-    fleet: Option<Arc<Sources>>,
+    fleet: Option<Arc<Fleet>>,
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -187,7 +187,7 @@ impl RemoteFile {
 
     /// Asks `fleet` for every xorb range from now on (upstream only when no peer or edge
     /// answers). Its byte counters say where the bytes came from.
-    pub fn via_fleet(&mut self, fleet: Arc<Sources>) {
+    pub fn via_fleet(&mut self, fleet: Arc<Fleet>) {
         self.fleet = Some(fleet);
     }
 
@@ -338,7 +338,7 @@ impl RemoteFile {
     /// URL, then upstream. The chunks come back decoded (and each one hashed).
     async fn fetch_via_fleet(
         &mut self,
-        fleet: &Sources,
+        fleet: &Fleet,
         xorb: &MerkleHash,
         url: &str,
         desc: &XorbRangeDescriptor,
@@ -346,7 +346,11 @@ impl RemoteFile {
         let unit = Unit {
             xorb: *xorb,
             chunks: desc.chunks.start..desc.chunks.end,
-            upstream: Some((url.to_owned(), desc.bytes.start, desc.bytes.end)),
+            upstream: Some(UpstreamRange {
+                url: url.to_owned(),
+                start: desc.bytes.start,
+                end: desc.bytes.end,
+            }),
         };
         let holders = fleet.lookup(std::slice::from_ref(&unit)).await;
         let holders = holders.into_iter().next().unwrap_or_default();

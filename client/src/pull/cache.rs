@@ -11,10 +11,53 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use xorbstore::{fsutil, Durability};
 
-use hub::{validate_commit, validate_etag, validate_rel_path, validate_repo_id, validate_revision};
+use hub::{
+    validate_commit, validate_etag, validate_rel_path, validate_repo_id, validate_revision,
+    HubError,
+};
+
+/// Why the cache could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A name from a server that cannot be a path component.
+    #[error(transparent)]
+    Name(#[from] HubError),
+    #[error(transparent)]
+    Io(#[from] PathIoError),
+    #[error("{} is a symbolic link; refusing to write through it", .0.display())]
+    SymlinkInPath(PathBuf),
+    #[error("{0} path has no parent")]
+    NoParent(&'static str),
+}
+
+/// An I/O error on a path, saying what was being done to it.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}", path.display())]
+pub struct PathIoError {
+    what: &'static str,
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+impl PathIoError {
+    /// Maps an I/O error while `what`-ing `path` (`creating`, `renaming`, ...).
+    pub fn on<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> Self + 'p {
+        move |source| PathIoError {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Maps an I/O error on `path` to [`CacheError::Io`].
+fn io<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> CacheError + 'p {
+    let on = PathIoError::on(what, path);
+    move |e| CacheError::Io(on(e))
+}
 
 /// One repo's folder in the hub cache.
 #[derive(Debug, Clone)]
@@ -25,11 +68,10 @@ pub struct RepoCache {
 
 impl RepoCache {
     /// `hub_cache/models--org--name` (created).
-    pub fn open(hub_cache: &Path, repo: &str) -> anyhow::Result<Self> {
+    pub fn open(hub_cache: &Path, repo: &str) -> Result<Self, CacheError> {
         validate_repo_id(repo)?;
         let dir = hub_cache.join(format!("models--{}", repo.replace('/', "--")));
-        fs::create_dir_all(dir.join("blobs"))
-            .with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(dir.join("blobs")).map_err(io("creating", &dir))?;
         Ok(Self {
             dir,
             durable: false,
@@ -49,13 +91,13 @@ impl RepoCache {
     }
 
     /// `blobs/{etag}`.
-    pub fn blob(&self, etag: &str) -> anyhow::Result<PathBuf> {
+    pub fn blob(&self, etag: &str) -> Result<PathBuf, CacheError> {
         validate_etag(etag)?;
         Ok(self.dir.join("blobs").join(etag))
     }
 
     /// `blobs/{etag}.incomplete`.
-    pub fn incomplete(&self, etag: &str) -> anyhow::Result<PathBuf> {
+    pub fn incomplete(&self, etag: &str) -> Result<PathBuf, CacheError> {
         validate_etag(etag)?;
         Ok(self.dir.join("blobs").join(format!("{etag}.incomplete")))
     }
@@ -76,33 +118,34 @@ impl RepoCache {
     }
 
     /// Renames `blobs/{etag}.incomplete` into place (fsynced first when durable).
-    pub fn commit_blob(&self, etag: &str) -> anyhow::Result<()> {
+    pub fn commit_blob(&self, etag: &str) -> Result<(), CacheError> {
         let tmp = self.incomplete(etag)?;
         let dst = self.blob(etag)?;
-        fsutil::rename_into_place(&tmp, &dst, self.durability())
-            .with_context(|| format!("renaming {}", tmp.display()))
+        fsutil::rename_into_place(&tmp, &dst, self.durability()).map_err(io("renaming", &tmp))
     }
 
     /// `snapshots/{commit}/{path}` → `../../blobs/{etag}` (one more `../` per folder of `path`).
-    pub fn link_snapshot(&self, commit: &str, path: &str, etag: &str) -> anyhow::Result<PathBuf> {
+    pub fn link_snapshot(
+        &self,
+        commit: &str,
+        path: &str,
+        etag: &str,
+    ) -> Result<PathBuf, CacheError> {
         validate_commit(commit)?;
         validate_rel_path(path)?;
         validate_etag(etag)?;
         let snap = self.dir.join("snapshots").join(commit);
         let link = snap.join(path);
-        let parent = link.parent().context("snapshot path has no parent")?;
+        let parent = link.parent().ok_or(CacheError::NoParent("snapshot"))?;
         // Refuse to follow a link planted in a folder of the snapshot.
         let mut cur = snap.clone();
         for comp in path.split('/').take(path.split('/').count() - 1) {
             cur.push(comp);
             if fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
-                bail!(
-                    "{} is a symbolic link; refusing to write through it",
-                    cur.display()
-                );
+                return Err(CacheError::SymlinkInPath(cur));
             }
         }
-        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        fs::create_dir_all(parent).map_err(io("creating", parent))?;
         let depth = path.split('/').count() - 1;
         let target = format!("{}../../blobs/{etag}", "../".repeat(depth));
         let tmp = parent.join(format!(
@@ -110,22 +153,20 @@ impl RepoCache {
             link.file_name().and_then(|n| n.to_str()).unwrap_or("link")
         ));
         let _ = fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&target, &tmp)
-            .with_context(|| format!("linking {}", tmp.display()))?;
-        fsutil::rename_into_place(&tmp, &link, self.durability())
-            .with_context(|| format!("linking {}", link.display()))?;
+        std::os::unix::fs::symlink(&target, &tmp).map_err(io("linking", &tmp))?;
+        fsutil::rename_into_place(&tmp, &link, self.durability()).map_err(io("linking", &link))?;
         Ok(link)
     }
 
     /// `refs/{rev}` ← `commit`, atomically.
-    pub fn write_ref(&self, rev: &str, commit: &str) -> anyhow::Result<()> {
+    pub fn write_ref(&self, rev: &str, commit: &str) -> Result<(), CacheError> {
         validate_revision(rev)?;
         validate_commit(commit)?;
         let path = self.dir.join("refs").join(rev);
-        let parent = path.parent().context("ref path has no parent")?;
-        fs::create_dir_all(parent)?;
+        let parent = path.parent().ok_or(CacheError::NoParent("ref"))?;
+        fs::create_dir_all(parent).map_err(io("creating", parent))?;
         fsutil::write_atomic_with(&path, commit.as_bytes(), self.durability())
-            .with_context(|| format!("writing {}", path.display()))
+            .map_err(io("writing", &path))
     }
 }
 

@@ -1,17 +1,18 @@
 //! `zest pull REPO`: lists a revision's files, fetches every Xet file's chunk ranges from the
-//! best sources (`fetch`: local store, peers and edges scheduled by measured throughput, upstream
-//! raced when the fleet is slow), writes each range into the file as it arrives and verifies the
-//! file against its Xet hash (and optionally sha256) (`xetfile`), and writes the Hugging Face
-//! cache layout (`cache`) so `huggingface_hub` finds the files offline. No unverified byte
-//! reaches a final file: data goes to `blobs/{etag}.incomplete`, is verified, then renamed.
-//! Fetched ranges are kept in the local xorb store (so `zest seed` can serve them and an
-//! interrupted pull does not fetch them again). Several files are pulled at once, with a bar
-//! each (`progress`).
+//! best sources ([`crate::fleet`]: local store, peers and edges scheduled by measured
+//! throughput, upstream raced when the fleet is slow), writes each range into the file as it
+//! arrives and verifies the file against its Xet hash (and optionally sha256) (`xetfile`, with
+//! the layout in `plan` and the writing in `place`), and writes the Hugging Face cache layout
+//! (`cache`) so `huggingface_hub` finds the files offline. No unverified byte reaches a final
+//! file: data goes to `blobs/{etag}.incomplete`, is verified, then renamed. Fetched ranges are
+//! kept in the local xorb store (so `zest seed` can serve them and an interrupted pull does not
+//! fetch them again). Several files are pulled at once, with a bar each (`progress`).
 
 pub mod cache;
 pub mod check;
-pub mod fetch;
 pub mod journal;
+pub mod place;
+pub mod plan;
 pub mod progress;
 pub mod xetfile;
 
@@ -29,9 +30,10 @@ use xet::MerkleHash;
 use xorbstore::{Durability, Store, StoreConfig};
 use zest_service::FleetArgs;
 
+use crate::dirs::{hf_token, hub_cache_dir};
 use crate::env_vars;
+use crate::fleet::{zest_cache_dir, Fleet};
 use cache::RepoCache;
-use fetch::Sources;
 use hub::{HubClient, RepoType, RetryPolicy};
 use progress::Progress;
 use zest_tracker_api::client::TrackerClient;
@@ -99,49 +101,6 @@ pub struct Summary {
     pub fleet_only: bool,
     pub duration_ms: u64,
     pub snapshot: PathBuf,
-}
-
-/// `$HF_HUB_CACHE`, or `$HF_HOME/hub`, or `~/.cache/huggingface/hub`.
-pub fn hub_cache_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os(env_vars::HF_HUB_CACHE) {
-        return p.into();
-    }
-    hf_home().join("hub")
-}
-
-fn hf_home() -> PathBuf {
-    if let Some(p) = std::env::var_os(env_vars::HF_HOME) {
-        return p.into();
-    }
-    home_cache().join("huggingface")
-}
-
-fn home_cache() -> PathBuf {
-    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
-        return p.into();
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache")
-}
-
-/// The local xorb store folder.
-pub fn zest_cache_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(|| home_cache().join("zest"))
-}
-
-/// `HF_TOKEN`, or the token file `$HF_HOME/token`.
-pub fn hf_token() -> Option<String> {
-    if let Ok(t) = std::env::var(env_vars::HF_TOKEN) {
-        if !t.trim().is_empty() {
-            return Some(t.trim().to_string());
-        }
-    }
-    std::fs::read_to_string(hf_home().join("token"))
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
 }
 
 fn default_peer_id() -> String {
@@ -283,7 +242,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     });
 
     let cache = RepoCache::open(&hub_cache_dir(), &args.repo)?.durable(args.fsync);
-    let sources = Arc::new(Sources::new(
+    let sources = Arc::new(Fleet::new(
         Some(store.clone()),
         (!fleet_only).then(|| hubc.clone()),
         trackerc.clone(),
@@ -352,13 +311,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     progress.finish();
     summary.damaged_files = check_model_files(&cache, &files).await?;
 
-    let c = *sources.counters.lock().unwrap_or_else(|p| p.into_inner());
-    summary.bytes = tracker::BytesBySource {
-        local: c.local,
-        peers: c.peers,
-        edges: c.edges,
-        upstream: c.upstream,
-    };
+    summary.bytes = sources.bytes();
     summary.retries = hubc.retries();
     summary.hedges = sources.hedges();
     summary.bad_sources = sources.bad_sources();
@@ -502,7 +455,7 @@ struct Job<'a> {
     cache: &'a RepoCache,
     commit: &'a str,
     fleet_only: bool,
-    sources: &'a Arc<Sources>,
+    sources: &'a Arc<Fleet>,
     limits: xetfile::Limits,
     /// The Xet read token, refreshed a minute before it expires.
     token: tokio::sync::Mutex<Option<xet::CasJwtInfo>>,
@@ -536,12 +489,7 @@ impl Job<'_> {
     }
 
     fn show_sources(&self) {
-        let c = *self
-            .sources
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.progress.set_sources(&c);
+        self.progress.set_sources(&self.sources.bytes());
     }
 
     async fn pull_file(&self, f: &FileToPull) -> anyhow::Result<FileOutcome> {
@@ -567,18 +515,18 @@ impl Job<'_> {
                 self.progress.inc_total(n);
                 self.show_sources();
             };
-            out.terms = xetfile::pull_xet_file(
-                self.sources,
-                &self.limits,
-                token.as_ref(),
-                self.cache,
-                f,
-                xh,
-                self.args.verify_sha256,
-                &bar,
-                &on_bytes,
-                &self.journal_dir,
-            )
+            out.terms = xetfile::pull_xet_file(xetfile::XetFileJob {
+                sources: self.sources,
+                limits: &self.limits,
+                token: token.as_ref(),
+                cache: self.cache,
+                file: f,
+                xet_hash: xh,
+                verify_sha256: self.args.verify_sha256,
+                bar: &bar,
+                on_bytes: &on_bytes,
+                journal_dir: &self.journal_dir,
+            })
             .await?;
         } else if self.fleet_only || f.etag.is_empty() {
             bail!(
@@ -618,7 +566,7 @@ async fn pull_plain_file(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    cache.commit_blob(&f.etag)
+    Ok(cache.commit_blob(&f.etag)?)
 }
 
 /// Streams `path` through sha256 (LFS files) or the git blob id (others) and compares.

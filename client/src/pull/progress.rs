@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::fetch::{Counters, Source};
+use crate::fleet::Source;
+use zest_tracker_api::BytesBySource;
 
 /// File bars shown at once.
 pub const MAX_FILE_BARS: usize = 6;
@@ -60,7 +61,7 @@ impl Progress {
     }
 
     /// Shows where the bytes came from so far.
-    pub fn set_sources(&self, c: &Counters) {
+    pub fn set_sources(&self, c: &BytesBySource) {
         self.total.set_message(format!(
             "local {} | peers {} | edges {} | upstream {}",
             mb(c.local),

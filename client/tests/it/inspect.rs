@@ -38,6 +38,32 @@ fn generated() -> &'static (tempfile::TempDir, Json) {
     })
 }
 
+/// The generated files of `format` (`gguf`, `safetensors`): name, path and reader report.
+fn generated_files(format: &str) -> Vec<(String, PathBuf, &'static Json)> {
+    let (dir, report) = generated();
+    report["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|e| e["format"] == format)
+        .map(|e| {
+            let name = e["file"].as_str().expect("file").to_owned();
+            let path = dir.path().join(&name);
+            (name, path, e)
+        })
+        .collect()
+}
+
+/// `zest inspect --json --tensors PATH`.
+fn inspect_tensors(path: &Path) -> Json {
+    inspect_json(&[
+        "inspect",
+        "--json",
+        "--tensors",
+        path.to_str().expect("utf8"),
+    ])
+}
+
 fn inspect_json(args: &[&str]) -> Json {
     let out = zest(args);
     assert!(
@@ -58,20 +84,9 @@ fn field<'a>(report: &'a Json, name: &str) -> Option<&'a Json> {
 
 #[test]
 fn local_gguf_matches_gguf_reader() {
-    let (dir, report) = generated();
     let mut checked = 0;
-    for e in report["files"].as_array().expect("files") {
-        if e["format"] != "gguf" {
-            continue;
-        }
-        let name = e["file"].as_str().expect("file");
-        let path = dir.path().join(name);
-        let j = inspect_json(&[
-            "inspect",
-            "--json",
-            "--tensors",
-            path.to_str().expect("utf8"),
-        ]);
+    for (name, path, e) in generated_files("gguf") {
+        let j = inspect_tensors(&path);
         assert_eq!(j["format"], "gguf", "{name}");
         assert_eq!(j["version"], e["version"], "{name}");
         assert_eq!(j["big_endian"], e["big_endian"], "{name}");
@@ -135,20 +150,9 @@ fn local_gguf_matches_gguf_reader() {
 
 #[test]
 fn local_safetensors_matches_safetensors_reader() {
-    let (dir, report) = generated();
     let mut checked = 0;
-    for e in report["files"].as_array().expect("files") {
-        if e["format"] != "safetensors" {
-            continue;
-        }
-        let name = e["file"].as_str().expect("file");
-        let path = dir.path().join(name);
-        let j = inspect_json(&[
-            "inspect",
-            "--json",
-            "--tensors",
-            path.to_str().expect("utf8"),
-        ]);
+    for (name, path, e) in generated_files("safetensors") {
+        let j = inspect_tensors(&path);
         assert_eq!(j["format"], "safetensors", "{name}");
         assert_eq!(j["file_len"], e["file_len"], "{name}");
         assert_eq!(
@@ -279,46 +283,10 @@ fn damaged_files_fail_with_the_offset() {
 /// 4 MiB: the file must be over 400 MiB for that to be under 1%).
 const BIG_GGUF_LEN: u64 = 480 << 20;
 
-/// Writes a llama-shaped GGUF with a 32k-token vocabulary and `total` bytes in all: the first
-/// tensor is pseudo-random F16 (so the first fetch is not all zeros), the rest zeros.
-const WRITE_BIG_GGUF: &str = r#"
-import sys
-import numpy as np
-import gguf
-
-path, total = sys.argv[1], int(sys.argv[2])
-w = gguf.GGUFWriter(path, "llama")
-w.add_name("zest remote test")
-w.add_context_length(8192)
-w.add_embedding_length(4096)
-w.add_block_count(4)
-w.add_feed_forward_length(11008)
-w.add_head_count(32)
-w.add_head_count_kv(8)
-w.add_rope_freq_base(500000.0)
-w.add_rope_dimension_count(128)
-w.add_file_type(1)
-tokens = [f"token{i}" for i in range(32000)]
-w.add_tokenizer_model("llama")
-w.add_token_list(tokens)
-w.add_token_scores([float(-i) for i in range(len(tokens))])
-w.add_token_types([1] * len(tokens))
-rng = np.random.default_rng(1)
-w.add_tensor("token_embd.weight", rng.standard_normal((2048, 4096)).astype(np.float16))
-left = total - 2048 * 4096 * 2 - (2 << 20)
-i = 0
-while left > 0:
-    rows = min(left // (4096 * 2), 8192)
-    if rows == 0:
-        break
-    w.add_tensor(f"blk.{i}.ffn.weight", np.zeros((rows, 4096), dtype=np.float16))
-    left -= rows * 4096 * 2
-    i += 1
-w.write_header_to_file()
-w.write_kv_data_to_file()
-w.write_tensors_to_file()
-w.close()
-"#;
+/// Writes a llama-shaped GGUF of about the given size (shared with `bench/inspect_remote.sh`).
+fn big_gguf_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/big_gguf.py")
+}
 
 /// Folder kept across runs (the origin re-indexes only files whose size or mtime changed).
 fn remote_dir() -> PathBuf {
@@ -337,10 +305,10 @@ fn remote_repo() -> &'static PathBuf {
         if !path.exists() {
             let tmp = remote_dir().join(format!("big.gguf.tmp-{}", std::process::id()));
             let out = Command::new(python())
-                .arg("-c")
-                .arg(WRITE_BIG_GGUF)
+                .arg(big_gguf_script())
                 .arg(&tmp)
                 .arg(BIG_GGUF_LEN.to_string())
+                .arg("test")
                 .output()
                 .expect("running the reference Python");
             assert!(
@@ -387,6 +355,23 @@ fn v1_only() -> &'static Origin {
     })
 }
 
+/// The JSON a successful remote `zest inspect --json` printed, split into the summary and its
+/// `remote` statistics.
+fn remote_json(out: &Output, what: &str) -> (Json, Json) {
+    assert!(
+        out.status.success(),
+        "{what}: remote inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut remote: Json = serde_json::from_slice(&out.stdout).expect("JSON");
+    let stats = remote
+        .as_object_mut()
+        .expect("object")
+        .remove("remote")
+        .expect("remote stats in the JSON");
+    (remote, stats)
+}
+
 fn zest_remote(endpoint: &str, args: &[&str]) -> Output {
     zest_remote_via(endpoint, None, args)
 }
@@ -418,17 +403,7 @@ fn remote_gguf_fetches_under_one_percent() {
         &origin.base,
         &["inspect", "org/model", "big.gguf", "--json"],
     );
-    assert!(
-        out.status.success(),
-        "remote inspect failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut remote: Json = serde_json::from_slice(&out.stdout).expect("JSON");
-    let stats = remote
-        .as_object_mut()
-        .expect("object")
-        .remove("remote")
-        .expect("remote stats in the JSON");
+    let (remote, stats) = remote_json(&out, "big.gguf");
     assert_eq!(remote, local, "remote summary differs from the local one");
     assert_eq!(stats["file_len"], file_len);
     let fetched = stats["bytes_fetched"].as_u64().expect("bytes_fetched");
@@ -472,17 +447,7 @@ fn remote_gguf_fetches_under_one_percent() {
             &origin.base,
             &["inspect", "org/model", name, "--json", "--tensors"],
         );
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut remote: Json = serde_json::from_slice(&out.stdout).expect("JSON");
-        let stats = remote
-            .as_object_mut()
-            .expect("object")
-            .remove("remote")
-            .expect("remote stats");
+        let (remote, stats) = remote_json(&out, name);
         assert_eq!(remote, local, "{name}");
         assert_eq!(stats["xet_hash"].is_string(), xet, "{name}: {stats}");
         assert_eq!(stats["whole_file_hash_verified"], xet, "{name}: {stats}");
@@ -507,17 +472,7 @@ fn remote_falls_back_to_v1_reconstructions() {
         &origin.base,
         &["inspect", "org/model", "big.gguf", "--json"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut remote: Json = serde_json::from_slice(&out.stdout).expect("JSON");
-    let stats = remote
-        .as_object_mut()
-        .expect("object")
-        .remove("remote")
-        .expect("remote stats");
+    let (remote, stats) = remote_json(&out, "big.gguf");
     assert_eq!(remote, local);
     assert_eq!(stats["reconstruction_api"], "v1", "{stats}");
     let fetched = stats["bytes_fetched"].as_u64().expect("bytes_fetched");
@@ -554,17 +509,7 @@ fn remote_inspect_goes_through_the_fleet() {
             Some(&tracker.base),
             &["inspect", "org/model", "big.gguf", "--json"],
         );
-        assert!(
-            out.status.success(),
-            "round {round}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut remote: Json = serde_json::from_slice(&out.stdout).expect("JSON");
-        let stats = remote
-            .as_object_mut()
-            .expect("object")
-            .remove("remote")
-            .expect("remote stats");
+        let (remote, stats) = remote_json(&out, &format!("round {round}"));
         assert_eq!(remote, local, "round {round}: summary differs");
         let fleet = &stats["fleet"];
         let edges = fleet["edges"].as_u64().expect("fleet.edges");
