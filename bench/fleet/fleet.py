@@ -31,6 +31,7 @@ Python with huggingface_hub + hf_xet + numpy (--python, default $ZEST_PYTHON).
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -88,6 +89,21 @@ def cpu_times():
         v = [int(x) for x in f.readline().split()[1:]]
     idle = v[3] + v[4]  # idle + iowait
     return sum(v) - idle, sum(v)
+
+
+def proc_cpu_s(p):
+    """CPU seconds (user + system) of a live process, 0 once it is gone."""
+    try:
+        with open(f"/proc/{p.pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def pct(xs, p):
@@ -218,6 +234,9 @@ class Fleet:
         a, lab = self.a, self.lab
         subprocess.run(["sync"], check=False)
         o0, tx0, c0 = self.origin_bytes(), lab.tx_bytes("origin"), cpu_times()
+        services = [p for p in (self.origin, self.tracker, *self.edges) if p is not None]
+        s0 = {p.pid: proc_cpu_s(p) for p in services}
+        k0 = children_cpu_s()
         jobs, starts = [], []
         t0 = time.perf_counter()
         for i in range(1, a.clients + 1):
@@ -247,12 +266,20 @@ class Fleet:
             t.join()
         c1, o1, tx1 = cpu_times(), self.origin_bytes(), lab.tx_bytes("origin")
         wall = time.perf_counter() - t0
+        # The lab's own CPU: clients and services reaped during the run, plus what the live
+        # services used (a service reaped mid-run is counted from its start).
+        lab_cpu = children_cpu_s() - k0 + sum(
+            max(0.0, proc_cpu_s(p) - s0[p.pid]) for p in services if p.poll() is None)
+        lab_cpu += sum(proc_cpu_s(p) for p in (self.tracker, *self.edges)
+                       if p is not None and p.pid not in s0 and p.poll() is None)
         for _, p, _ in jobs:
             lab.forget(p)
         rec = {"run": tag, "kind": kind, "fault": fault, "start_spread_s": spread, "wall_s": wall,
                "clients": [], "origin_xorb_bytes": o1[0] - o0[0],
                "origin_file_bytes": o1[1] - o0[1], "origin_tx_bytes": tx1 - tx0,
-               "cpu_busy": (c1[0] - c0[0]) / max(1, c1[1] - c0[1]), "fault_info": fault_info}
+               "cpu_busy": (c1[0] - c0[0]) / max(1, c1[1] - c0[1]),
+               "lab_cpu_share": lab_cpu / (wall * (os.cpu_count() or 1)),
+               "fault_info": fault_info}
         for i, p, d in jobs:
             code, out = outs[i]
             c = {"client": i, "time_s": done[i] - starts[i - 1], "exit": code}
@@ -422,7 +449,8 @@ def summary_line(rec, F, floor):
     ts = [c["time_s"] for c in rec["clients"]]
     bad = [c for c in rec["clients"] if "error" in c]
     return (f"  {rec['run']}: p50 {pct(ts, 50):.1f} s, max {max(ts):.1f} s, origin "
-            f"{rec['origin_xorb_bytes'] / F:.2f}x F, cpu {rec['cpu_busy'] * 100:.0f}%, "
+            f"{rec['origin_xorb_bytes'] / F:.2f}x F, cpu {rec['cpu_busy'] * 100:.0f}% "
+            f"(lab {rec['lab_cpu_share'] * 100:.0f}%), "
             f"{max(ts) / floor:.2f}x T_floor, {len(bad)} failed")
 
 
@@ -431,7 +459,8 @@ def table(result):
     recs = result["records"]
     clean = {r["kind"]: r for r in recs if not r["fault"]}
     rows = ["| run | p50 s | p99 s | max s | max / T_floor | origin xorb ÷ F | origin link ÷ F | "
-            "bytes by source (edges / peers / upstream, MB) | CPU busy | wrong bytes | failed |",
+            "bytes by source (edges / peers / upstream, MB) | CPU busy (machine, lab) | wrong bytes | "
+            "failed |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
         ts = [c["time_s"] for c in r["clients"]]
@@ -441,7 +470,8 @@ def table(result):
                 src[k] += c.get("bytes", {}).get(k, 0)
         srcs = (" / ".join(f"{src[k] / 1e6:,.0f}" for k in ("edges", "peers", "upstream"))
                 if r["kind"] == "zest" else "— / — / all")
-        cpu = f"{r['cpu_busy'] * 100:.0f}%" + (" **CPU-bound**" if r["cpu_busy"] >= 0.9 else "")
+        cpu = (f"{r['cpu_busy'] * 100:.0f}% ({r['lab_cpu_share'] * 100:.0f}% lab)"
+               + (" **CPU-bound**" if r["cpu_busy"] >= 0.9 else ""))
         name = r["run"]
         if r["fault"]:
             base = clean.get("zest")
