@@ -23,6 +23,12 @@ Each run starts a fresh tracker and fresh edges (empty caches) and fresh client 
 client's files are compared byte for byte with the origin's; the lab's namespaces and processes
 are removed on exit, error, Ctrl-C and SIGTERM.
 
+Defaults (N = 8, E = 1, 256 MiB model, origin up 100 Mbit/s, edge up 500 Mbit/s, clients
+250 Mbit/s each way) keep the lab's traffic at most ~60 MB/s in total, so a run is bound by its
+links, not by 2 cores, and a full report (3 runs + 4 faults) takes about 12 minutes; the issue's
+2 GB model at these caps would make the `hf` run alone 22 minutes (`--size 2G` gives it).
+Latency (netem) is off by default: the project's VM kernel has no sch_netem.
+
 Prints one table (markdown) and writes --json (every completion time, for bench/fleet/plot.py).
 Needs root (ip netns, tc), the zest binaries (--bin-dir, default <repo>/target/release) and a
 Python with huggingface_hub + hf_xet + numpy (--python, default $ZEST_PYTHON).
@@ -491,14 +497,14 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", "--clients", type=int, default=8)
     p.add_argument("-e", "--edges", type=int, default=1)
-    p.add_argument("--size", type=parse_size, default=parse_size("512M"),
-                   help="model bytes (suffix K, M, G), default 512M")
+    p.add_argument("--size", type=parse_size, default=parse_size("256M"),
+                   help="model bytes (suffix K, M, G), default 256M")
     p.add_argument("--shards", type=int, default=2, help="safetensors shards (plus one GGUF)")
-    p.add_argument("--origin-up", default="200mbit", help="origin uplink (the WAN link)")
-    p.add_argument("--edge-up", default="1gbit")
+    p.add_argument("--origin-up", default="100mbit", help="origin uplink (the WAN link)")
+    p.add_argument("--edge-up", default="500mbit")
     p.add_argument("--edge-down", default="1gbit")
-    p.add_argument("--client-up", default="500mbit")
-    p.add_argument("--client-down", default="500mbit")
+    p.add_argument("--client-up", default="250mbit")
+    p.add_argument("--client-down", default="250mbit")
     p.add_argument("--lan", default="1gbit", help="tracker links and the origin downlink")
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="delay added to every packet a host sends (netem; needs sch_netem)")
