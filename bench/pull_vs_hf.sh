@@ -63,13 +63,14 @@ for b in zest zest-origin zest-edge zest-tracker; do
 done
 mkdir -p "$dir"
 
-"$python" - "$bin" "$dir" <<'PY'
-import hashlib, json, os, re, resource, shutil, signal, socket, statistics, struct, subprocess
+"$python" - "$bin" "$dir" "$repo/bench" <<'PY'
+import hashlib, json, os, re, resource, shutil, signal, socket, statistics, subprocess
 import sys, threading, time, urllib.request
 
-import numpy as np
-
 BIN, WORK = sys.argv[1], os.path.abspath(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+import zestbench  # noqa: E402  (bench/zestbench.py: the model generator, metrics)
+from zestbench import REPO, metrics, origin_bytes  # noqa: E402
 SIZE = int(os.environ.get("SIZE", str(1 << 30)))
 ROUNDS = max(1, int(os.environ.get("ROUNDS", "3")))
 CLIENTS = max(1, int(os.environ.get("CLIENTS", "4")))
@@ -77,7 +78,6 @@ CAP = int(os.environ.get("CAP_BYTES_PER_SEC", "100000000"))
 MODES = os.environ.get("MODES", "cold warm fleet").split()
 PULL_LOG = os.environ.get("ZEST_PULL_LOG", "warn")
 DEADLINE = time.monotonic() + float(os.environ.get("BENCH_TIMEOUT", "3600"))
-REPO = "org/model"
 ROOT = os.path.join(WORK, "root")
 STATE = os.path.join(WORK, "origin-state")
 RUNS = os.path.join(WORK, "runs")
@@ -149,107 +149,9 @@ def wait_http(url, p, name, secs=60, contains=None):
 
 # ---------------------------------------------------------------- the model repo
 
-def write_random(f, n, rng, h):
-    block = 16 << 20
-    while n > 0:
-        b = rng.bytes(min(block, n))
-        f.write(b)
-        h.update(b)
-        n -= len(b)
-
-
-def gen_safetensors(path, total, seed):
-    cols = 4096
-    row = cols * 2  # BF16
-    rows_total = max(1, (total - 4096) // row)
-    n = max(1, min(64, rows_total // 2048))
-    header, off = {"__metadata__": {"format": "pt", "generator": "zest bench"}}, 0
-    for i in range(n):
-        rows = rows_total // n + (rows_total % n if i == n - 1 else 0)
-        header[f"model.layers.{i}.mlp.weight"] = {
-            "dtype": "BF16", "shape": [rows, cols], "data_offsets": [off, off + rows * row]}
-        off += rows * row
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * (-len(hj) % 8)
-    rng, h = np.random.default_rng(seed), hashlib.sha256()
-    with open(path + ".tmp", "wb") as f:
-        head = struct.pack("<Q", len(hj)) + hj
-        f.write(head)
-        h.update(head)
-        write_random(f, off, rng, h)
-    os.replace(path + ".tmp", path)
-    return h.hexdigest()
-
-
-def gguf_str(s):
-    b = s.encode()
-    return struct.pack("<Q", len(b)) + b
-
-
-def gen_gguf(path, total, seed):
-    cols = 4096
-    row = cols * 2  # F16
-    rows_total = max(1, (total - 4096) // row)
-    n = max(1, min(32, rows_total // 2048))
-    kv = [("general.architecture", 8, gguf_str("llama")),
-          ("general.name", 8, gguf_str("zest bench")),
-          ("general.alignment", 4, struct.pack("<I", 32))]
-    head = b"GGUF" + struct.pack("<IQQ", 3, n, len(kv))
-    for k, t, v in kv:
-        head += gguf_str(k) + struct.pack("<I", t) + v
-    off = 0
-    for i in range(n):
-        rows = rows_total // n + (rows_total % n if i == n - 1 else 0)
-        head += gguf_str(f"blk.{i}.ffn_up.weight") + struct.pack("<IQQIQ", 2, cols, rows, 1, off)
-        off += rows * row
-    head += b"\0" * (-len(head) % 32)
-    rng, h = np.random.default_rng(seed), hashlib.sha256()
-    with open(path + ".tmp", "wb") as f:
-        f.write(head)
-        h.update(head)
-        write_random(f, off, rng, h)
-    os.replace(path + ".tmp", path)
-    return h.hexdigest()
-
-
 def generate():
     """Writes the repo once; returns {path: (size, sha256)} (reused when already complete)."""
-    stamp = os.path.join(WORK, f"generated-{SIZE}.json")
-    repo_dir = os.path.join(ROOT, REPO)
-    if os.path.exists(stamp):
-        files = json.load(open(stamp))
-        if all(os.path.isfile(os.path.join(repo_dir, p))
-               and os.path.getsize(os.path.join(repo_dir, p)) == s for p, (s, _) in files.items()):
-            return files
-    log(f"generating {REPO} (~{SIZE / 2**30:.2f} GiB of pseudo-random bytes) in {repo_dir}...")
-    shutil.rmtree(ROOT, ignore_errors=True)
-    shutil.rmtree(STATE, ignore_errors=True)
-    for p in os.listdir(WORK):
-        if p.startswith("generated-"):
-            os.remove(os.path.join(WORK, p))
-    os.makedirs(repo_dir)
-    files = {}
-    big = [("model-00001-of-00002.safetensors", 0.4, gen_safetensors, 1),
-           ("model-00002-of-00002.safetensors", 0.4, gen_safetensors, 2),
-           ("model-q8_0.gguf", 0.2, gen_gguf, 3)]
-    for name, share, fn, seed in big:
-        p = os.path.join(repo_dir, name)
-        sha = fn(p, int(SIZE * share) - 8192, seed)
-        files[name] = (os.path.getsize(p), sha)
-    small = {
-        "config.json": json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
-                                   "hidden_size": 4096, "num_hidden_layers": 32,
-                                   "torch_dtype": "bfloat16"}, indent=2).encode(),
-        "model.safetensors.index.json": json.dumps(
-            {"metadata": {"total_size": files[big[0][0]][0] + files[big[1][0]][0]},
-             "weight_map": {"model.layers.0.mlp.weight": big[0][0]}}, indent=2).encode(),
-    }
-    for name, data in small.items():
-        with open(os.path.join(repo_dir, name), "wb") as f:
-            f.write(data)
-        files[name] = (len(data), hashlib.sha256(data).hexdigest())
-    json.dump(files, open(stamp, "w"), indent=1)
-    return files
+    return zestbench.generate(WORK, SIZE, log=log)
 
 
 # ---------------------------------------------------------------- services
@@ -303,27 +205,6 @@ def start_fleet(origin_url, tag):
     wait_http(f"http://127.0.0.1:{hport}/healthz", e, "zest-edge")
     wait_http(tracker + "/v1/peers", p, "zest-tracker (edge announce)", contains='"edge-1"')
     return tracker, f"http://127.0.0.1:{hport}"
-
-
-def metrics(url):
-    _, body = http_get(url + "/metrics", timeout=10)
-    out = {}
-    for line in body.decode().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        name, _, val = line.rpartition(" ")
-        base = name.split("{")[0]
-        try:
-            out[base] = out.get(base, 0.0) + float(val)
-        except ValueError:
-            pass
-    return out
-
-
-def origin_bytes(url):
-    m = metrics(url)
-    return (int(m.get("zest_origin_xorb_bytes_served_total", 0)),
-            int(m.get("zest_origin_file_bytes_served_total", 0)))
 
 
 # ---------------------------------------------------------------- clients
