@@ -22,7 +22,7 @@ def main(src, dst):
         r = json.load(f)
     floor = r["t_floor_s"]
     a = r["args"]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), dpi=110)
     for rec in r["records"]:
         ts = sorted(c["time_s"] for c in rec["clients"])
         n = len(ts)
@@ -39,7 +39,7 @@ def main(src, dst):
                  f"{r['model_bytes'] / 1e6:,.0f} MB, origin up {a['origin_up']}, "
                  f"client down {a['client_down']}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     sec = ax.secondary_xaxis("top", functions=(lambda x: x * floor, lambda s: s / floor))
     sec.set_xlabel("seconds")
     fig.tight_layout()
