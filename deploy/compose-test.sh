@@ -79,6 +79,38 @@ fi
 docker run --rm --entrypoint promtool -v "$root/deploy/prometheus:/etc/prometheus:ro" \
     zest-local/prometheus check config /etc/prometheus/prometheus.yml >/dev/null \
     || fail "promtool rejects deploy/prometheus"
+# The Kubernetes manifests against the API schemas, strictly (no unknown field), offline.
+kv=$(dirname "${ZEST_PYTHON:-$root/.venv/bin/python}")/kubernetes-validate
+[ -x "$kv" ] || fail "kubernetes-validate is not installed ($kv; scripts/test installs it)"
+"$kv" --strict --quiet $(ls deploy/k8s/*.yaml | grep -v kustomization.yaml) \
+    || fail "kubernetes-validate rejects deploy/k8s"
+python3 - deploy/k8s/kustomization.yaml <<'PY' || fail "deploy/k8s/kustomization.yaml names a missing file"
+import os, sys
+lines = open(sys.argv[1]).read().split("resources:")[1].splitlines()
+names = [l.strip()[2:] for l in lines if l.strip().startswith("- ")]
+missing = [n for n in names if not os.path.exists(os.path.join(os.path.dirname(sys.argv[1]), n))]
+sys.exit(1 if missing or not names else 0)
+PY
+echo "  deploy/k8s validates (strict)"
+# Every ZEST_* variable the deployment files give a service is one a binary reads.
+python3 - "$root" <<'PY' || fail "deploy/ sets variables no zest binary reads"
+import pathlib, re, sys
+root = pathlib.Path(sys.argv[1])
+given = set()
+for f in [*root.glob("deploy/k8s/*.yaml")]:
+    given |= set(re.findall(r"name: (ZEST_[A-Z0-9_]+)", f.read_text()))
+for f in root.glob("deploy/systemd/*.service"):
+    given |= set(re.findall(r"^Environment=(ZEST_[A-Z0-9_]+)=", f.read_text(), re.M))
+given |= set(re.findall(r"\b(ZEST_[A-Z0-9_]+)=", "".join(
+    l for l in (root / "deploy/docker/Dockerfile").read_text().splitlines(True) if "ENV" in l or l.startswith("    "))))
+given |= set(re.findall(r"^\s+(ZEST_[A-Z0-9_]+):", (root / "docker-compose.yml").read_text(), re.M))
+given -= {"ZEST_PREBUILT"}  # a build argument, not a service's
+src = "".join(p.read_text() for d in ("tracker", "edge-cache", "client", "origin", "libs")
+              for p in (root / d).rglob("*.rs") if "/tests/" not in str(p))
+unread = sorted(v for v in given if f'"{v}"' not in src)
+print("  unread by any binary:", ", ".join(unread) if unread else "none", f"({len(given)} checked)")
+sys.exit(1 if unread else 0)
+PY
 log "up"
 compose up -d --no-build
 for svc in postgres redis tracker-a tracker-b edge-a edge-b origin; do
@@ -130,6 +162,18 @@ for q in 'sum(zest_edge_bytes_served_total)' 'sum(zest_origin_xorb_bytes_served_
     case $v in none | 0) fail "$q returned $v" ;; esac
     echo "  $q = $v"
 done
+# Metrics a dashboard can trust: every zest_*_total is a counter, no duration in milliseconds.
+run_client --entrypoint curl client -fsS http://prometheus:9090/api/v1/metadata >"$work/metadata" \
+    || fail "Prometheus metadata"
+python3 - "$work/metadata" <<'PY' || fail "metric types"
+import json, sys
+meta = json.load(open(sys.argv[1]))["data"]
+zest = {name: m[0]["type"] for name, m in meta.items() if name.startswith("zest_")}
+bad = [f"{n} is a {t}" for n, t in zest.items() if n.endswith("_total") and t != "counter"]
+bad += [f"{n}: durations are seconds" for n in zest if "_milliseconds" in n]
+print(f"  {len(zest)} zest metrics typed;", "; ".join(bad) if bad else "counters are counters")
+sys.exit(1 if bad or not zest else 0)
+PY
 # check_queries FILE evaluate|data WHAT: every PromQL expression in FILE (one per line) evaluates,
 # and with `data` also returns at least one series.
 check_queries() {

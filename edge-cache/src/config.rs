@@ -35,7 +35,8 @@ pub struct Config {
     /// once. Forwarded client requests are never retried (the client decides).
     #[arg(long, env = "ZEST_EDGE_UPSTREAM_MAX_RETRIES", default_value_t = 5)]
     pub upstream_max_retries: u32,
-    /// Base URL of the zest tracker (announce and lookup); none = no tracker.
+    /// Base URL of the zest tracker (announce and lookup), or several replicas separated by
+    /// commas (calls fail over); none = no tracker.
     #[arg(long, env = env_vars::ZEST_TRACKER)]
     pub tracker: Option<String>,
     /// Bearer token for the tracker.

@@ -145,9 +145,7 @@ pub async fn run(
     let peer = PeerServer::with_single_flight(edge.flights.clone(), pcfg);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(t) = tracker {
-        tokio::spawn(t.run(store.clone(), stop_rx.clone()));
-    }
+    let tracker_task = tracker.map(|t| tokio::spawn(t.run(store.clone(), stop_rx.clone())));
     let mut peer_stop = stop_rx.clone();
     let peer_task = {
         let peer = peer.clone();
@@ -212,6 +210,10 @@ pub async fn run(
     match data_task.await {
         Ok(r) => r.context("data server")?,
         Err(e) => tracing::warn!(error = %e, "data server task"),
+    }
+    // The deregister started when the stop did; it is bounded by the tracker client's timeouts.
+    if let Some(t) = tracker_task {
+        let _ = t.await;
     }
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! Every Prometheus metric of `zest-edge` (`zest_edge_*`), in one registry per edge. Store and
-//! peer-server counters are copied in at scrape time from their own stats.
+//! peer-server counters are brought up to their own (monotonic) stats at scrape time, one scrape
+//! at a time, so two overlapping scrapes cannot add the same increase twice.
+
+use std::sync::{Arc, Mutex};
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 use xorbstore::peer::{PeerServerStats, SingleFlightStats};
@@ -19,9 +22,9 @@ pub struct Metrics {
     /// Bytes fetched from upstream (xorb ranges), by source (`upstream`, `peer`).
     pub bytes_fetched: IntCounterVec,
     /// Fetches that waited for another request's fetch.
-    pub coalesced: IntGauge,
+    pub coalesced: IntCounter,
     /// Ranges evicted.
-    pub evictions: IntGauge,
+    pub evictions: IntCounter,
     /// Bytes used on disk.
     pub disk_bytes: IntGauge,
     /// Ranges held.
@@ -40,6 +43,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     /// Wall time of upstream range fetches.
     pub upstream_fetch_seconds: Histogram,
+    /// Held while library stats are copied into counters (see the module docs).
+    sync: Arc<Mutex<()>>,
 }
 
 impl Default for Metrics {
@@ -72,11 +77,11 @@ impl Metrics {
             "bytes of xorb ranges fetched, by source",
             &["source"],
         );
-        let coalesced = g(
+        let coalesced = c(
             "zest_edge_coalesced_requests_total",
             "fetches that waited for another request's fetch (single flight)",
         );
-        let evictions = g(
+        let evictions = c(
             "zest_edge_evictions_total",
             "ranges evicted to stay under the quota",
         );
@@ -136,6 +141,7 @@ impl Metrics {
             tracker_calls,
             request_seconds,
             upstream_fetch_seconds,
+            sync: Arc::default(),
         }
     }
 
@@ -146,19 +152,29 @@ impl Metrics {
         flights: &SingleFlightStats,
         peer: &PeerServerStats,
     ) -> String {
-        self.evictions.set(store.evictions as i64);
+        let _one_at_a_time = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        catch_up(&self.evictions, store.evictions);
+        catch_up(&self.coalesced, flights.coalesced);
+        catch_up(
+            &self.bytes_served.with_label_values(&["peer"]),
+            peer.bytes_served,
+        );
+        catch_up(
+            &self.connections.with_label_values(&["peer"]),
+            peer.connections_total,
+        );
         self.disk_bytes.set(store.disk_bytes as i64);
         self.ranges.set(store.ranges as i64);
-        self.coalesced.set(flights.coalesced as i64);
         self.open_connections
             .with_label_values(&["peer"])
             .set(peer.connections_open as i64);
-        let served = self.bytes_served.with_label_values(&["peer"]);
-        served.inc_by(peer.bytes_served.saturating_sub(served.get()));
-        let conns = self.connections.with_label_values(&["peer"]);
-        conns.inc_by(peer.connections_total.saturating_sub(conns.get()));
         self.registry.render()
     }
+}
+
+/// Raises `counter` to `total`, a library's monotonic count (never lowers it).
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// Counts one open HTTP connection for as long as it lives: made when the connection is

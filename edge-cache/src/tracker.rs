@@ -124,8 +124,19 @@ impl Tracker {
         }
     }
 
+    /// Takes this edge out of the tracker, so lookups stop naming it at once rather than when
+    /// its announce expires.
+    pub async fn deregister(&self) {
+        let res = self.client.deregister(&self.peer.id).await;
+        self.count("deregister", res.is_ok());
+        match res {
+            Ok(()) => tracing::info!(peer = %self.peer.id, "deregistered from the tracker"),
+            Err(e) => tracing::warn!(error = %e, "tracker deregister failed"),
+        }
+    }
+
     /// Announces at start, 2 s after changes, and every interval the tracker asks for, until
-    /// `stop` fires.
+    /// `stop` fires; then deregisters.
     pub async fn run(self, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let interval = match self.announce(&store).await {
@@ -140,7 +151,10 @@ impl Tracker {
                 _ = self.dirty.notified() => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-                _ = stop.changed() => return,
+                _ = stop.changed() => {
+                    self.deregister().await;
+                    return;
+                }
             }
         }
     }

@@ -314,10 +314,11 @@ async fn post_report(
         .map_err(|e| state.store_error("add_report", e))?;
     let m = &state.metrics;
     m.reports.inc();
+    // The fleet's one `source` vocabulary (the edges' `zest_edge_bytes_fetched_total` too).
     for (source, n) in [
         ("local", report.bytes.local),
-        ("peers", report.bytes.peers),
-        ("edges", report.bytes.edges),
+        ("peer", report.bytes.peers),
+        ("edge", report.bytes.edges),
         ("upstream", report.bytes.upstream),
     ] {
         m.report_bytes.with_label_values(&[source]).inc_by(n);

@@ -83,7 +83,7 @@ impl Metrics {
             reports: counter("zest_tracker_reports_total", "Pull reports received"),
             report_bytes: counter_vec(
                 "zest_tracker_report_bytes_total",
-                "Bytes reported by pulls by source",
+                "Bytes reported by pulls, by source (local, peer, edge, upstream)",
                 &["source"],
             ),
             manifests_stored: counter("zest_tracker_manifests_stored_total", "Manifests stored"),

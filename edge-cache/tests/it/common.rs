@@ -184,6 +184,11 @@ impl Edge {
     pub fn kill9(&self) {
         self.proc.kill9();
     }
+
+    /// SIGTERM and wait (at most `secs`) for a clean exit.
+    pub fn terminate(&self, secs: u64) -> Option<std::process::ExitStatus> {
+        self.proc.terminate(Duration::from_secs(secs))
+    }
 }
 
 pub fn client() -> &'static reqwest::blocking::Client {

@@ -105,6 +105,58 @@ fn edge_announces_what_it_caches_and_a_tracker_lookup_names_it() {
     assert!(edge.metric("zest_edge_tracker_calls_total{kind=\"announce\",outcome=\"ok\"}") >= 1.0);
 }
 
+/// The edge's peer ids in the tracker's `GET /v1/peers`.
+fn listed_peers(tracker: &TrackerProc) -> Vec<String> {
+    let v: serde_json::Value = client()
+        .get(format!("{}/v1/peers", tracker.base))
+        .send()
+        .and_then(|r| r.json())
+        .expect("GET /v1/peers");
+    v["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn edge_fails_over_between_tracker_urls_and_deregisters_on_sigterm() {
+    let origin = Origin::start(|_| {});
+    let tracker = TrackerProc::start();
+    // The first replica refuses connections: the edge's calls go on to the second.
+    let dead = format!("http://127.0.0.1:{}", zest_testkit::free_port());
+    let trackers = format!("{dead},{}", tracker.base);
+    let edge = Edge::start(
+        &origin.base,
+        &cache_dir(),
+        &["--tracker", &trackers, "--peer-id", "edge-term"],
+    );
+    let listed = eventually(30, || {
+        listed_peers(&tracker).contains(&"edge-term".to_string())
+    });
+    assert!(
+        listed,
+        "the edge never announced through the second URL\n{}",
+        edge.log()
+    );
+
+    let Some(status) = edge.terminate(20) else {
+        panic!(
+            "the edge did not exit within 20 s of SIGTERM\n{}",
+            edge.log()
+        );
+    };
+    assert!(status.success(), "exit status {status:?}\n{}", edge.log());
+    // Gone at once, not after its announce's time to live.
+    assert!(
+        !listed_peers(&tracker).contains(&"edge-term".to_string()),
+        "still listed after a clean shutdown\n{}",
+        edge.log()
+    );
+    assert!(edge.log().contains("deregistered from the tracker"));
+}
+
 #[test]
 fn peer_port_over_tls_serves_a_cached_range() {
     let origin = Origin::start(|_| {});

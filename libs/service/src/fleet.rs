@@ -16,7 +16,8 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 50 << 30;
 /// `zest inspect`'s arguments (which needs no identity or store).
 #[derive(Clone, Args)]
 pub struct TrackerArgs {
-    /// Tracker base URL (`http://host:port`).
+    /// Tracker base URL (`http://host:port`), or several replicas separated by commas
+    /// (`http://a:7070,http://b:7070`): calls fail over from one that is down to the next.
     #[arg(long, env = env_vars::ZEST_TRACKER)]
     pub tracker: Option<String>,
     /// Bearer token for tracker writes (announces, reports, manifests) and protected lookups.

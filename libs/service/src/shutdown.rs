@@ -2,7 +2,7 @@
 //! when the test switch `--exit-on-stdin-eof` is on, when standard input reaches end of file
 //! (the parent test process died, so its child must not outlive it).
 
-use tokio::io::AsyncReadExt;
+use std::io::Read;
 
 /// Completes on Ctrl-C, on SIGTERM, or (when `exit_on_stdin_eof`, the test switch of the same
 /// name) when stdin reaches end of file. The caller logs the shutdown.
@@ -35,16 +35,31 @@ async fn sigterm() {
 }
 
 /// Completes when stdin reaches end of file (or fails); never completes when `enabled` is off.
+/// The read blocks a thread of its own, not one of tokio's blocking pool: a runtime waits for
+/// its pool's threads when it shuts down, so a read still waiting on stdin would keep a process
+/// that got SIGTERM from ever exiting.
 async fn stdin_eof(enabled: bool) {
     if !enabled {
         return std::future::pending::<()>().await;
     }
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 256];
-    while let Ok(n) = stdin.read(&mut buf).await {
-        if n == 0 {
-            break;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = std::thread::Builder::new()
+        .name("stdin-eof".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = tx.send(());
+        });
+    match watcher {
+        Ok(_) => {
+            let _ = rx.await;
         }
+        Err(_) => std::future::pending::<()>().await,
     }
 }
 

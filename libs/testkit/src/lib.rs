@@ -162,6 +162,27 @@ impl Proc {
         let _ = c.wait();
     }
 
+    /// SIGTERM, then waits up to `timeout` for the exit; `None` if it was still running (it is
+    /// then SIGKILLed).
+    pub fn terminate(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            drop(c);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.child.lock().unwrap_or_else(|p| p.into_inner()).id()

@@ -1,8 +1,13 @@
 //! A small async client of the tracker API: announce, lookup, peers, stats, manifests and
 //! reports. Every call has a time limit (a tracker that is down only sends the caller upstream,
 //! it never stalls it) and reads at most [`MAX_ANSWER_BYTES`] of an answer, whatever the
-//! tracker sends. It never retries: callers decide whether a failed call matters.
+//! tracker sends. It retries nothing on one tracker (callers decide whether a failed call
+//! matters), but given several tracker URLs (`http://a:7070,http://b:7070`) it fails over: a
+//! call goes to the tracker that answered last and moves on to the next when that one cannot be
+//! reached or answers 5xx.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -71,11 +76,15 @@ impl TrackerError {
     }
 }
 
-/// The tracker at `base` (`http://host:port`), with an optional bearer token for writes.
+/// The tracker at `base` (`http://host:port`), or the first of several replicas that answers
+/// (`http://a:7070,http://b:7070`), with an optional bearer token for writes. Clones share the
+/// connection pool and the choice of replica.
 #[derive(Debug, Clone)]
 pub struct TrackerClient {
     http: reqwest::Client,
-    base: String,
+    bases: Arc<[String]>,
+    /// Index in `bases` of the replica that answered last: the next call starts there.
+    current: Arc<AtomicUsize>,
     token: Option<String>,
 }
 
@@ -85,11 +94,13 @@ impl TrackerClient {
         Self::with_timeouts(base, token, Timeouts::default())
     }
 
+    /// `base` is one URL or several separated by commas; each must be `http://` or `https://`.
     pub fn with_timeouts(
         base: &str,
         token: Option<String>,
         timeouts: Timeouts,
     ) -> Result<Self, TrackerError> {
+        let bases = parse_bases(base)?;
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
@@ -100,33 +111,61 @@ impl TrackerClient {
             })?;
         Ok(TrackerClient {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             token,
         })
     }
 
-    /// The base URL, without a trailing `/`.
+    /// The base URL of the replica the next call goes to first, without a trailing `/`.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
     }
 
+    /// Every replica's base URL, in the order given.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// One call, failing over through the replicas from the one that answered last. A replica
+    /// is passed over when it cannot be connected to or answers 5xx (the request was not
+    /// applied), and, for `idempotent` calls only, when the call timed out or broke midway (it
+    /// may have been applied: a report must not be counted twice). The last replica's answer
+    /// or error is the call's.
     async fn send(
         &self,
         call: &'static str,
         method: reqwest::Method,
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
+        idempotent: bool,
     ) -> Result<reqwest::Response, TrackerError> {
-        let mut rb = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            rb = rb.bearer_auth(t);
+        let n = self.bases.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut i = 0;
+        loop {
+            let k = (start + i) % n;
+            let mut rb = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.bases[k]));
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            let last = i + 1 == n;
+            match rb.send().await {
+                Ok(resp) if !last && resp.status().is_server_error() => {}
+                Ok(resp) => {
+                    self.current.store(k, Ordering::Relaxed);
+                    return Ok(resp);
+                }
+                Err(source) if !last && (idempotent || source.is_connect()) => {}
+                Err(source) => return Err(TrackerError::Transport { call, source }),
+            }
+            i += 1;
         }
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        rb.send()
-            .await
-            .map_err(|source| TrackerError::Transport { call, source })
     }
 
     /// Reads a success answer's JSON, at most [`MAX_ANSWER_BYTES`] of it.
@@ -157,7 +196,7 @@ impl TrackerClient {
     pub async fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
         let call = "announce";
         let resp = self
-            .send(call, reqwest::Method::POST, "/v1/announce", Some(req))
+            .send(call, reqwest::Method::POST, "/v1/announce", Some(req), true)
             .await?;
         Self::json(call, resp).await
     }
@@ -166,7 +205,7 @@ impl TrackerClient {
     pub async fn lookup(&self, req: &LookupRequest) -> Result<LookupResponse, TrackerError> {
         let call = "lookup";
         let resp = self
-            .send(call, reqwest::Method::POST, "/v1/lookup", Some(req))
+            .send(call, reqwest::Method::POST, "/v1/lookup", Some(req), true)
             .await?;
         let r: LookupResponse = Self::json(call, resp).await?;
         if r.results.len() != req.items.len() {
@@ -182,7 +221,7 @@ impl TrackerClient {
     pub async fn peers(&self) -> Result<Vec<PeerListEntry>, TrackerError> {
         let call = "peers";
         let resp = self
-            .send(call, reqwest::Method::GET, "/v1/peers", None::<&()>)
+            .send(call, reqwest::Method::GET, "/v1/peers", None::<&()>, true)
             .await?;
         Ok(Self::json::<PeersResponse>(call, resp).await?.peers)
     }
@@ -191,7 +230,7 @@ impl TrackerClient {
     pub async fn stats(&self) -> Result<StatsResponse, TrackerError> {
         let call = "stats";
         let resp = self
-            .send(call, reqwest::Method::GET, "/v1/stats", None::<&()>)
+            .send(call, reqwest::Method::GET, "/v1/stats", None::<&()>, true)
             .await?;
         Self::json(call, resp).await
     }
@@ -205,7 +244,7 @@ impl TrackerClient {
         let call = "manifest";
         let path = format!("/v1/manifests/{repo}/{revision}");
         let resp = self
-            .send(call, reqwest::Method::GET, &path, None::<&()>)
+            .send(call, reqwest::Method::GET, &path, None::<&()>, true)
             .await?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -223,8 +262,30 @@ impl TrackerClient {
         let call = "manifest PUT";
         let path = format!("/v1/manifests/{repo}/{revision}");
         let resp = self
-            .send(call, reqwest::Method::PUT, &path, Some(manifest))
+            .send(call, reqwest::Method::PUT, &path, Some(manifest), true)
             .await?;
+        check_status(call, &resp)
+    }
+
+    /// `DELETE /v1/peers/{id}`: takes a peer and its holdings out of the tracker (an edge
+    /// shutting down). A peer the tracker does not know is not an error.
+    pub async fn deregister(&self, peer_id: &str) -> Result<(), TrackerError> {
+        let call = "deregister";
+        // The tracker's peer-id alphabet (`A-Z a-z 0-9 . _ - : @`) needs no escaping in a path.
+        let ok = |c: char| c.is_ascii_alphanumeric() || ".-_:@".contains(c);
+        if peer_id.is_empty() || !peer_id.chars().all(ok) {
+            return Err(TrackerError::Invalid {
+                call,
+                detail: format!("peer id {peer_id:?} is not one a tracker accepts"),
+            });
+        }
+        let path = format!("/v1/peers/{peer_id}");
+        let resp = self
+            .send(call, reqwest::Method::DELETE, &path, None::<&()>, true)
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
         check_status(call, &resp)
     }
 
@@ -232,10 +293,42 @@ impl TrackerClient {
     pub async fn report(&self, report: &ReportRequest) -> Result<(), TrackerError> {
         let call = "report";
         let resp = self
-            .send(call, reqwest::Method::POST, "/v1/reports", Some(report))
+            .send(
+                call,
+                reqwest::Method::POST,
+                "/v1/reports",
+                Some(report),
+                false,
+            )
             .await?;
         check_status(call, &resp)
     }
+}
+
+/// The replicas of a `ZEST_TRACKER`-style value: URLs separated by commas, spaces allowed.
+fn parse_bases(spec: &str) -> Result<Vec<String>, TrackerError> {
+    let invalid = |detail: String| TrackerError::Invalid {
+        call: "client setup",
+        detail,
+    };
+    let bases: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(|b| b.trim_end_matches('/').to_string())
+        .collect();
+    if bases.is_empty() {
+        return Err(invalid(format!("no tracker URL in {spec:?}")));
+    }
+    for b in &bases {
+        let url = reqwest::Url::parse(b).map_err(|e| invalid(format!("tracker URL {b:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid(format!(
+                "tracker URL {b:?}: want http://host:port or https://host:port"
+            )));
+        }
+    }
+    Ok(bases)
 }
 
 fn check_status(call: &'static str, resp: &reqwest::Response) -> Result<(), TrackerError> {
@@ -343,6 +436,101 @@ mod tests {
             c.lookup(&req).await,
             Err(TrackerError::Invalid { .. })
         ));
+    }
+
+    /// A port nothing listens on (bound, then closed).
+    async fn refused() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    }
+
+    #[tokio::test]
+    async fn fails_over_to_the_next_replica_and_stays_there() {
+        let stats = br#"{"store":"embedded","peers":1,"edges":1,"clients":0,"held_xorbs":7,
+            "manifests":0,"reports":0,"report_bytes":{"local":0,"peers":0,"edges":0,"upstream":0}}"#;
+        let good = serve(http("200 OK", stats, false)).await;
+        let busy = serve(http("503 Busy", b"{}", false)).await;
+        let dead = refused().await;
+        let c = TrackerClient::new(&format!("{dead}, {busy},{good}"), None).expect("client");
+        assert_eq!(c.bases().len(), 3);
+        assert_eq!(c.base(), dead);
+        assert_eq!(c.stats().await.expect("failed over").held_xorbs, 7);
+        assert_eq!(
+            c.base(),
+            good.trim_end_matches('/'),
+            "the next call starts at the good one"
+        );
+        assert_eq!(c.clone().stats().await.expect("again").held_xorbs, 7);
+
+        // Every replica down: the last one's error is the call's.
+        let c = TrackerClient::new(&format!("{dead},{busy}"), None).expect("client");
+        let e = c.stats().await.expect_err("all down");
+        assert_eq!(e.status(), Some(reqwest::StatusCode::SERVICE_UNAVAILABLE));
+    }
+
+    #[tokio::test]
+    async fn a_report_that_may_have_been_applied_is_not_sent_twice() {
+        // A replica that reads the request and never answers: the report may have been counted.
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let silent = format!("http://{}", l.local_addr().expect("addr"));
+        let _hold = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                conns.push(s);
+            }
+        });
+        let good = serve(http("200 OK", b"{}", false)).await;
+        let t = Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_millis(300),
+        };
+        let c = TrackerClient::with_timeouts(&format!("{silent},{good}"), None, t).expect("c");
+        let report = ReportRequest {
+            peer_id: None,
+            repo: "o/r".into(),
+            revision: "main".into(),
+            bytes: Default::default(),
+            files: 1,
+            duration_ms: 1,
+        };
+        assert!(matches!(
+            c.report(&report).await,
+            Err(TrackerError::Transport { .. })
+        ));
+        // An idempotent call does move on.
+        assert!(c.deregister("edge-1").await.is_ok());
+    }
+
+    #[test]
+    fn tracker_urls_are_checked_up_front() {
+        for bad in ["", " , ", "tracker:7070", "ftp://t:7070", "http://"] {
+            assert!(
+                matches!(
+                    TrackerClient::new(bad, None),
+                    Err(TrackerError::Invalid { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let c = TrackerClient::new("http://a:7070/, https://b:7070", None).expect("two");
+        assert_eq!(c.bases(), ["http://a:7070", "https://b:7070"]);
+    }
+
+    #[tokio::test]
+    async fn deregister_refuses_ids_a_tracker_would_not_accept() {
+        let c = TrackerClient::new(&serve(http("200 OK", b"", false)).await, None).expect("c");
+        assert!(c.deregister("edge-1.zone:7071@a").await.is_ok());
+        for bad in ["", "a/b", "a b", "../x"] {
+            assert!(
+                matches!(c.deregister(bad).await, Err(TrackerError::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
+        let gone = TrackerClient::new(&serve(http("404 No", b"", false)).await, None).expect("c");
+        assert!(
+            gone.deregister("edge-1").await.is_ok(),
+            "unknown peer: nothing to do"
+        );
     }
 
     #[tokio::test]

@@ -220,6 +220,56 @@ async fn two_trackers_share_state_and_peer_cache_follows() {
     }
 }
 
+/// The failover client (as edges and `zest` use it) given both replicas: when the one it talks
+/// to stops, its calls go on to the other, which answers from the same stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_given_two_replicas_fails_over_when_one_stops() {
+    use zest_tracker_api::client::TrackerClient;
+    let mut env = Env::start(Backend::PgRedis).await;
+    let other = Server::start(env.config.clone(), env.clock.clone()).await;
+    let c = TrackerClient::new(
+        &format!("{},{}", env.server.base, other.base),
+        Some(TOKEN.into()),
+    )
+    .expect("client");
+    c.announce(&full(
+        peer("edge-1", Role::Edge, "", 0),
+        vec![holding(1, &[(0, 8)])],
+    ))
+    .await
+    .expect("announce through the first replica");
+    assert_eq!(c.base(), env.server.base);
+
+    env.server.stop().await;
+    let r = c
+        .lookup(&one_lookup(1, 0, 4))
+        .await
+        .expect("lookup after the stop");
+    assert_eq!(r.results[0].peers, ["edge-1"], "the other replica knows it");
+    assert_eq!(c.base(), other.base, "calls now start at the live replica");
+    c.announce(&full(
+        peer("edge-2", Role::Edge, "", 0),
+        vec![holding(2, &[(0, 8)])],
+    ))
+    .await
+    .expect("announce after the stop");
+    c.deregister("edge-1").await.expect("deregister");
+    let r = c.lookup(&one_lookup(1, 0, 4)).await.expect("lookup");
+    assert!(
+        r.results[0].peers.is_empty(),
+        "deregistered: {:?}",
+        r.results
+    );
+    assert_eq!(
+        c.lookup(&one_lookup(2, 0, 4))
+            .await
+            .expect("lookup")
+            .results[0]
+            .peers,
+        ["edge-2"]
+    );
+}
+
 /// Sends raw commands to the test's Redis.
 async fn redis_conn(env: &Env) -> redis::aio::MultiplexedConnection {
     let url = env.redis.as_ref().expect("redis").url();
