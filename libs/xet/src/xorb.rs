@@ -653,45 +653,6 @@ fn check_footer(f: &mut XorbFooter, offsets: &[u32], unpacked: &[u64]) -> Result
 mod tests {
     use super::*;
 
-    fn sample_chunks() -> Vec<Vec<u8>> {
-        vec![
-            b"Hello World!".to_vec(),
-            (0..4096u32).map(|i| (i % 7) as u8).collect(),
-            (0..250u32)
-                .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
-                .collect(),
-        ]
-    }
-
-    #[test]
-    fn build_then_read_with_and_without_footer() {
-        for policy in [
-            CompressionPolicy::Auto,
-            CompressionPolicy::Fixed(CompressionScheme::None),
-            CompressionPolicy::Fixed(CompressionScheme::Lz4),
-            CompressionPolicy::Fixed(CompressionScheme::ByteGrouping4Lz4),
-        ] {
-            let mut b = XorbBuilder::new().with_policy(policy);
-            for c in sample_chunks() {
-                b.add_chunk(&c).expect("fits");
-            }
-            let x = b.finish();
-            let all: Vec<u8> = sample_chunks().concat();
-            for bytes in [x.data.clone(), x.to_bytes_with_footer()] {
-                let r = XorbReader::new(&bytes).expect("valid");
-                assert_eq!(r.num_chunks(), 3);
-                let mut out = Vec::new();
-                r.decode_range(0..3, &mut out).expect("decode");
-                assert_eq!(out, all);
-                assert_eq!(r.compute_hash().expect("hash"), x.hash);
-                assert_eq!(r.chunk_region(), &x.data[..]);
-            }
-            let with_footer = x.to_bytes_with_footer();
-            let r = XorbReader::new(&with_footer).expect("valid");
-            assert_eq!(r.footer(), Some(&x.footer));
-        }
-    }
-
     #[test]
     fn builder_limits() {
         let mut b =
@@ -715,33 +676,6 @@ mod tests {
         }
         assert_eq!(n, 511, "raw + 8·chunks ≤ 64 MiB");
         assert!(b.raw_len() + 8 * b.num_chunks() <= MAX_XORB_BYTES);
-    }
-
-    #[test]
-    fn v0_footer_is_accepted() {
-        let mut b = XorbBuilder::new();
-        for c in sample_chunks() {
-            b.add_chunk(&c).expect("fits");
-        }
-        let x = b.finish();
-        let mut bytes = x.data.clone();
-        let start = bytes.len();
-        bytes.extend_from_slice(FOOTER_IDENT);
-        bytes.push(0);
-        bytes.extend_from_slice(x.hash.as_bytes());
-        bytes.extend_from_slice(&3u32.to_le_bytes());
-        for o in &x.footer.chunk_boundary_offsets {
-            bytes.extend_from_slice(&o.to_le_bytes());
-        }
-        for h in &x.footer.chunk_hashes {
-            bytes.extend_from_slice(h.as_bytes());
-        }
-        bytes.extend_from_slice(&[0u8; 16]);
-        let info_len = (bytes.len() - start) as u32;
-        assert_eq!(info_len, 60 + 36 * 3);
-        bytes.extend_from_slice(&info_len.to_le_bytes());
-        let r = XorbReader::new(&bytes).expect("V0 accepted");
-        assert_eq!(r.footer(), Some(&x.footer));
     }
 
     #[test]
