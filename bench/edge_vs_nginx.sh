@@ -24,8 +24,9 @@
 #        SKIP_BUILD=1 (use the release binaries already in CARGO_TARGET_DIR).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+source "$(dirname "$0")/lib.sh"
+ROOT="$ZEST_ROOT"
+export CARGO_TARGET_DIR="$ZEST_TARGET"
 SIZE_MIB="${SIZE_MIB:-640}"
 CLIENTS="${CLIENTS:-8}"
 FETCHES="${FETCHES:-8}"
@@ -34,9 +35,7 @@ EDGE_WORKERS="${EDGE_WORKERS:-}"
 # Ranges at least this big are measured: full xorbs are just under 64 MiB of chunk records.
 MIN_RANGE_BYTES=$((60 << 20))
 
-for bin in cargo curl python3; do
-  command -v "$bin" >/dev/null || { echo "edge_vs_nginx.sh: $bin is required" >&2; exit 1; }
-done
+require_tools cargo curl python3
 
 NGINX="$(command -v nginx || true)"
 [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx

@@ -12,18 +12,14 @@
 #      BENCH_FILE (default /tmp/zest-bench-1GiB.bin), RUNS (default 5), JOBS (cargo -j, default 1).
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-python="${ZEST_PYTHON:-$repo/.venv/bin/python}"
+source "$(dirname "$0")/lib.sh"
+require_python hf_xet
+repo="$ZEST_ROOT"
+python="$ZEST_PY"
+target="$ZEST_TARGET"
 file="${BENCH_FILE:-/tmp/zest-bench-1GiB.bin}"
 runs="${RUNS:-5}"
 size=$((1024 * 1024 * 1024))
-target="${CARGO_TARGET_DIR:-$repo/target}"
-
-if [[ ! -x "$python" ]]; then
-    echo "error: no Python with hf_xet at $python (set ZEST_PYTHON)" >&2
-    exit 1
-fi
-"$python" -c "import hf_xet" || { echo "error: $python cannot import hf_xet" >&2; exit 1; }
 
 if [[ ! -f "$file" || "$(stat -c %s "$file")" != "$size" ]]; then
     echo "creating $file (1 GiB of random bytes)..." >&2

@@ -11,18 +11,14 @@
 #      default debug), JOBS (cargo -j, default 1).
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-python="${ZEST_PYTHON:-$repo/.venv/bin/python}"
-target="${CARGO_TARGET_DIR:-$repo/target}"
+source "$(dirname "$0")/lib.sh"
+require_python gguf numpy
+repo="$ZEST_ROOT"
+python="$ZEST_PY"
+target="$ZEST_TARGET"
 size="${SIZE:-$((2 * 1024 * 1024 * 1024))}"
 dir="${BENCH_DIR:-/tmp/zest-bench-inspect}"
 profile="${PROFILE:-debug}"
-
-if [[ ! -x "$python" ]]; then
-    echo "error: no Python with gguf at $python (set ZEST_PYTHON)" >&2
-    exit 1
-fi
-"$python" -c "import gguf, numpy" || { echo "error: $python cannot import gguf" >&2; exit 1; }
 
 flags=()
 [[ "$profile" == release ]] && flags=(--release)

@@ -36,23 +36,16 @@
 #      "cold warm fleet").
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-python="${ZEST_PYTHON:-$repo/.venv/bin/python}"
+source "$(dirname "$0")/lib.sh"
+require_python huggingface_hub hf_xet numpy
+repo="$ZEST_ROOT"
+python="$ZEST_PY"
 dir="${BENCH_DIR:-/tmp/zest-bench-pull}"
-
-if [[ ! -x "$python" ]]; then
-    echo "error: no Python with huggingface_hub at $python (set ZEST_PYTHON)" >&2
-    exit 1
-fi
-"$python" -c "import huggingface_hub, hf_xet, numpy" || {
-    echo "error: $python cannot import huggingface_hub, hf_xet and numpy" >&2
-    exit 1
-}
 
 if [[ -n "${ZEST_BIN_DIR:-}" ]]; then
     bin="$ZEST_BIN_DIR"
 else
-    target="${CARGO_TARGET_DIR:-$repo/target}"
+    target="$ZEST_TARGET"
     echo "building zest, zest-origin, zest-edge, zest-tracker (release)..." >&2
     (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build --release -q -j "${JOBS:-1}" \
         -p zest -p zest-origin -p zest-edge -p zest-tracker)

@@ -16,8 +16,9 @@
 #        ANNOUNCES (default 50), WORKERS (tracker workers, default 2).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+source "$(dirname "$0")/lib.sh"
+ROOT="$ZEST_ROOT"
+export CARGO_TARGET_DIR="$ZEST_TARGET"
 DURATION="${DURATION:-5}"
 CONNECTIONS="${CONNECTIONS:-64}"
 BATCHES="${BATCHES:-200}"
@@ -28,9 +29,7 @@ TOKEN="bench-token-$RANDOM$RANDOM"
 # The store is chosen by flags below, never by a stray environment.
 unset DATABASE_URL REDIS_URL
 
-for bin in redis-server redis-benchmark psql curl; do
-  command -v "$bin" >/dev/null || { echo "tracker_load.sh: $bin is required" >&2; exit 1; }
-done
+require_tools redis-server redis-benchmark psql curl
 
 echo "== building zest-tracker (release)" >&2
 cargo build --release -q -p zest-tracker --bins --manifest-path "$ROOT/Cargo.toml"

@@ -193,12 +193,22 @@ fn read_manifest(args: &Args) -> anyhow::Result<Vec<Range>> {
     Ok(out)
 }
 
-fn report(bytes: u64, started: Instant) {
+/// Waits for every client task (each yields the bytes it fetched) and prints the `RESULT` line:
+/// the bytes and the throughput since `started`.
+async fn finish(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<u64>>>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mut bytes = 0;
+    for t in tasks {
+        bytes += t.await??;
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "RESULT bytes={bytes} secs={secs:.4} gbps={:.3}",
         bytes as f64 / secs / 1e9
     );
+    Ok(())
 }
 
 async fn http(args: &Args) -> anyhow::Result<()> {
@@ -245,12 +255,7 @@ async fn http(args: &Args) -> anyhow::Result<()> {
             Ok::<u64, anyhow::Error>(total)
         }));
     }
-    let mut bytes = 0;
-    for t in tasks {
-        bytes += t.await??;
-    }
-    report(bytes, started);
-    Ok(())
+    finish(tasks, started).await
 }
 
 async fn wire(args: &Args) -> anyhow::Result<()> {
@@ -284,10 +289,5 @@ async fn wire(args: &Args) -> anyhow::Result<()> {
             Ok::<u64, anyhow::Error>(total)
         }));
     }
-    let mut bytes = 0;
-    for t in tasks {
-        bytes += t.await??;
-    }
-    report(bytes, started);
-    Ok(())
+    finish(tasks, started).await
 }

@@ -27,58 +27,55 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let registry = ServiceMetrics::new("zest-origin", env!("CARGO_PKG_VERSION"));
-        let counter = |name: &str, help: &str| registry.counter(name, help);
-        let counter_vec =
-            |name: &str, help: &str, labels: &[&str]| registry.counter_vec(name, help, labels);
-        let gauge = |name: &str, help: &str| registry.gauge(name, help);
         Metrics {
-            requests: counter_vec(
+            requests: registry.counter_vec(
                 "zest_origin_requests_total",
                 "HTTP requests by route template and status",
                 &["route", "status"],
             ),
-            xorb_bytes_served: counter(
+            xorb_bytes_served: registry.counter(
                 "zest_origin_xorb_bytes_served_total",
                 "Bytes of xorb data sent",
             ),
-            file_bytes_served: counter(
+            file_bytes_served: registry.counter(
                 "zest_origin_file_bytes_served_total",
                 "Bytes of whole-file (resolve) bodies sent",
             ),
-            reconstructions_served: counter_vec(
+            reconstructions_served: registry.counter_vec(
                 "zest_origin_reconstructions_served_total",
                 "Reconstruction answers by API version",
                 &["version"],
             ),
-            xorb_range_requests: counter_vec(
+            xorb_range_requests: registry.counter_vec(
                 "zest_origin_xorb_range_requests_total",
                 "Xorb GETs served, by kind of Range (single or multi)",
                 &["kind"],
             ),
-            faults_injected: counter_vec(
+            faults_injected: registry.counter_vec(
                 "zest_origin_faults_injected_total",
                 "Test faults injected by kind",
                 &["kind"],
             ),
-            files_indexed: counter(
+            files_indexed: registry.counter(
                 "zest_origin_files_indexed_total",
                 "Files hashed and chunked at start",
             ),
-            files_reused: counter(
+            files_reused: registry.counter(
                 "zest_origin_files_reused_total",
                 "Files whose index record was reused at start",
             ),
-            bytes_indexed: counter(
+            bytes_indexed: registry.counter(
                 "zest_origin_bytes_indexed_total",
                 "Bytes of files hashed and chunked at start",
             ),
-            xorbs_written: counter("zest_origin_xorbs_written_total", "Xorbs written at start"),
-            repos: gauge("zest_origin_repos", "Repos served"),
-            files: gauge("zest_origin_files", "Files served"),
-            xorbs: gauge("zest_origin_xorbs", "Xorbs stored"),
-            index_duration_ms: gauge(
+            xorbs_written: registry
+                .counter("zest_origin_xorbs_written_total", "Xorbs written at start"),
+            repos: registry.gauge("zest_origin_repos", "Repos served"),
+            files: registry.gauge("zest_origin_files", "Files served"),
+            xorbs: registry.gauge("zest_origin_xorbs", "Xorbs stored"),
+            index_duration_ms: registry.gauge(
                 "zest_origin_index_duration_milliseconds",
                 "Time the start-up scan and index took",
             ),
@@ -89,11 +86,5 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.registry.render()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

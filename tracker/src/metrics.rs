@@ -39,11 +39,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let registry = ServiceMetrics::new("zest-tracker", env!("CARGO_PKG_VERSION"));
-        let counter = |name: &str, help: &str| registry.counter(name, help);
-        let counter_vec =
-            |name: &str, help: &str, labels: &[&str]| registry.counter_vec(name, help, labels);
         let http_duration = registry.histogram_vec(
             "zest_tracker_http_request_duration_seconds",
             "HTTP request latency",
@@ -55,40 +52,42 @@ impl Metrics {
             "Live peers as of the last sweep",
         );
         Metrics {
-            http_requests: counter_vec(
+            http_requests: registry.counter_vec(
                 "zest_tracker_http_requests_total",
                 "HTTP requests by route and status class",
                 &["route", "status"],
             ),
             http_duration,
-            announces: counter_vec(
+            announces: registry.counter_vec(
                 "zest_tracker_announces_total",
                 "Announces by kind",
                 &["kind"],
             ),
-            lookup_items: counter("zest_tracker_lookup_items_total", "Lookup items asked for"),
-            lookup_misses: counter(
+            lookup_items: registry
+                .counter("zest_tracker_lookup_items_total", "Lookup items asked for"),
+            lookup_misses: registry.counter(
                 "zest_tracker_lookup_misses_total",
                 "Lookup items no live peer holds",
             ),
-            store_errors: counter_vec(
+            store_errors: registry.counter_vec(
                 "zest_tracker_store_errors_total",
                 "Store failures by operation",
                 &["op"],
             ),
-            auth_failures: counter(
+            auth_failures: registry.counter(
                 "zest_tracker_auth_failures_total",
                 "Requests refused for their token",
             ),
-            reports: counter("zest_tracker_reports_total", "Pull reports received"),
-            report_bytes: counter_vec(
+            reports: registry.counter("zest_tracker_reports_total", "Pull reports received"),
+            report_bytes: registry.counter_vec(
                 "zest_tracker_report_bytes_total",
                 "Bytes reported by pulls, by source (local, peer, edge, upstream)",
                 &["source"],
             ),
-            manifests_stored: counter("zest_tracker_manifests_stored_total", "Manifests stored"),
+            manifests_stored: registry
+                .counter("zest_tracker_manifests_stored_total", "Manifests stored"),
             peers_alive,
-            peers_swept: counter("zest_tracker_peers_swept_total", "Expired peers swept"),
+            peers_swept: registry.counter("zest_tracker_peers_swept_total", "Expired peers swept"),
             registry,
         }
     }
@@ -96,11 +95,5 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.registry.render()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -3,10 +3,12 @@
 //! These are what the stores read and write. The HTTP layer converts the JSON wire types of
 //! [`crate::api`] into these after validating them, so nothing here is shaped by JSON.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use xet::MerkleHash;
 
-use crate::ranges::RangeSet;
+use crate::ranges::{RangeError, RangeSet};
 
 /// What kind of node a peer is; edges are preferred over clients and seeds in lookups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,6 +69,34 @@ pub enum HoldingsChange {
         added: Vec<Holding>,
         removed: Vec<Holding>,
     },
+}
+
+/// One peer's range sets of the xorbs an announce touches, as a store computes them.
+pub type XorbRanges = HashMap<MerkleHash, RangeSet>;
+
+/// A full holdings list as one range set per xorb (a xorb listed twice gets the union).
+pub fn merge_full(list: &[Holding]) -> Result<XorbRanges, RangeError> {
+    let mut merged = XorbRanges::with_capacity(list.len());
+    for h in list {
+        merged.entry(h.xorb).or_default().insert_all(&h.ranges)?;
+    }
+    Ok(merged)
+}
+
+/// Applies a delta to `sets`, which holds the peer's current sets of the touched xorbs (a
+/// missing one counts as empty): `removed` first, then `added`.
+pub fn apply_delta(
+    sets: &mut XorbRanges,
+    added: &[Holding],
+    removed: &[Holding],
+) -> Result<(), RangeError> {
+    for h in removed {
+        sets.entry(h.xorb).or_default().remove_all(&h.ranges)?;
+    }
+    for h in added {
+        sets.entry(h.xorb).or_default().insert_all(&h.ranges)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -106,6 +106,22 @@ impl RangeSet {
         Ok(())
     }
 
+    /// Adds every range of `other`.
+    pub fn insert_all(&mut self, other: &RangeSet) -> Result<(), RangeError> {
+        other
+            .ranges
+            .iter()
+            .try_for_each(|&(s, e)| self.insert(s, e))
+    }
+
+    /// Removes every range of `other`.
+    pub fn remove_all(&mut self, other: &RangeSet) -> Result<(), RangeError> {
+        other
+            .ranges
+            .iter()
+            .try_for_each(|&(s, e)| self.remove(s, e))
+    }
+
     /// Whether one held range covers all of `[start, end)`.
     pub fn covers(&self, start: u32, end: u32) -> bool {
         let i = self.ranges.partition_point(|&(s, _)| s <= start);

@@ -33,18 +33,5 @@ pub fn run_python(script: &str, args: &[&Path]) -> String {
     String::from_utf8(out.stdout).expect("Python printed UTF-8")
 }
 
-/// splitmix64 bytes (xet-core's `create_random_data`).
-pub fn splitmix_data(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        out.extend_from_slice(&z.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
+/// splitmix64 bytes (xet-core's `create_random_data`; the one generator, in the testkit).
+pub use zest_testkit::splitmix_data;

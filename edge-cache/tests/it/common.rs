@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -41,19 +40,7 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = base.join(format!("edge-it-{}", std::process::id()));
-        if let Ok(entries) = fs::read_dir(&base) {
-            for e in entries.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = n.strip_prefix("edge-it-") {
-                    if !Path::new(&format!("/proc/{pid}")).exists() {
-                        let _ = fs::remove_dir_all(e.path());
-                    }
-                }
-            }
-        }
-        let _ = fs::remove_dir_all(&dir);
+        let dir = zest_testkit::run_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "edge-it");
         let root = dir.join("root");
         let mut files = BTreeMap::new();
         let shared = pseudo_random(4, 1_200_000);
@@ -132,22 +119,7 @@ impl Origin {
 }
 
 /// Value of a metric series (`name{labels}` as exposed) at `base/metrics`, 0 if absent.
-pub fn metric(base: &str, series: &str) -> f64 {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|r| r.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
+pub use zest_testkit::metric_series as metric;
 
 /// A running zest-edge process (started by `zest-testkit`; killed on drop).
 #[derive(Debug)]
@@ -191,38 +163,16 @@ impl Edge {
     }
 }
 
-pub fn client() -> &'static reqwest::blocking::Client {
-    static C: OnceLock<reqwest::blocking::Client> = OnceLock::new();
-    C.get_or_init(|| {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client")
-    })
-}
-
-/// The Python interpreter with the real Hugging Face client (`zest_testkit::python`).
-pub use zest_testkit::python;
+pub use zest_testkit::client;
 
 /// Runs `snapshot_download(REPO)` against `endpoint` in a fresh HF_HOME. Returns
 /// (success, {path: sha256} or stderr).
 pub fn snapshot(endpoint: &str, env: &[(&str, &str)]) -> Result<BTreeMap<String, String>, String> {
     let home = tempfile::tempdir_in(&fixture().dir).expect("hf home");
-    let mut cmd = Command::new(python());
-    cmd.arg("-c")
-        .arg(DOWNLOAD_PY)
-        .arg(REPO)
-        .env("HF_ENDPOINT", endpoint)
-        .env("HF_HOME", home.path())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("HF_XET_TELEMETRY_ENABLED", "false")
-        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    let mut cmd = zest_testkit::hf_python(zest_testkit::HF_DOWNLOAD_PY, endpoint, home.path());
+    cmd.args(["snapshot", REPO])
         .env("HF_HUB_ETAG_TIMEOUT", "30")
-        .env("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_HUB_DISABLE_XET");
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "30");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -235,30 +185,10 @@ pub fn snapshot(endpoint: &str, env: &[(&str, &str)]) -> Result<BTreeMap<String,
             out.status
         ));
     }
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .ok_or_else(|| format!("no RESULT in {stdout}"))?;
-    serde_json::from_str(line).map_err(|e| e.to_string())
+    let result =
+        zest_testkit::hf_result(&stdout).ok_or_else(|| format!("no RESULT in {stdout}"))?;
+    serde_json::from_value(result).map_err(|e| e.to_string())
 }
-
-const DOWNLOAD_PY: &str = r#"
-import sys, os, json, hashlib
-from huggingface_hub import snapshot_download
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''):
-            h.update(b)
-    return h.hexdigest()
-d = snapshot_download(sys.argv[1])
-out = {}
-for root, _, files in os.walk(d):
-    for f in files:
-        q = os.path.join(root, f)
-        out[os.path.relpath(q, d)] = sha(q)
-print("RESULT " + json.dumps(out))
-"#;
 
 /// A fresh cache folder.
 pub fn cache_dir() -> PathBuf {
@@ -308,36 +238,65 @@ impl XRange {
     }
 }
 
+/// What a Hugging Face client learns from the edge before it reads `path` (in [`REPO`]): the
+/// file's Xet hash and `Link` header (HEAD), then the CAS URL and read token.
+#[derive(Debug, Clone)]
+pub struct XetAccess {
+    pub hash: String,
+    /// The HEAD answer's `Link` header (empty when absent).
+    pub link: String,
+    pub cas: String,
+    pub token: String,
+}
+
+impl XetAccess {
+    pub fn of(edge: &Edge, path: &str) -> XetAccess {
+        let r = client()
+            .head(format!("{}/{REPO}/resolve/main/{path}", edge.base))
+            .send()
+            .expect("head");
+        assert!(r.status().is_success(), "HEAD {path}: {}", r.status());
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ASCII header").to_string())
+        };
+        let hash = header("x-xet-hash").expect("x-xet-hash");
+        let link = header("link").unwrap_or_default();
+        let t: serde_json::Value = client()
+            .get(format!(
+                "{}/api/models/{REPO}/xet-read-token/main",
+                edge.base
+            ))
+            .send()
+            .expect("token")
+            .json()
+            .expect("json");
+        XetAccess {
+            hash,
+            link,
+            cas: t["casUrl"].as_str().expect("casUrl").to_string(),
+            token: t["accessToken"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// The v2 reconstruction of the file.
+    pub fn reconstruction(&self) -> serde_json::Value {
+        client()
+            .get(format!("{}/v2/reconstructions/{}", self.cas, self.hash))
+            .bearer_auth(&self.token)
+            .send()
+            .expect("reconstruction")
+            .json()
+            .expect("json")
+    }
+}
+
 /// The reconstruction of `path` (in [`REPO`]) through the edge, as a Hugging Face client asks
 /// for it (HEAD for the Xet hash, read token, reconstruction): every range, sorted. The edge
 /// fetches and verifies the whole file before answering, so afterwards it holds every range.
 pub fn ranges_of(edge: &Edge, path: &str) -> Vec<XRange> {
-    let r = client()
-        .head(format!("{}/{REPO}/resolve/main/{path}", edge.base))
-        .send()
-        .expect("head");
-    assert!(r.status().is_success(), "HEAD {path}: {}", r.status());
-    let hash = r.headers()["x-xet-hash"]
-        .to_str()
-        .expect("hash")
-        .to_string();
-    let t: serde_json::Value = client()
-        .get(format!(
-            "{}/api/models/{REPO}/xet-read-token/main",
-            edge.base
-        ))
-        .send()
-        .expect("token")
-        .json()
-        .expect("json");
-    let cas = t["casUrl"].as_str().expect("casUrl");
-    let rec: serde_json::Value = client()
-        .get(format!("{cas}/v2/reconstructions/{hash}"))
-        .bearer_auth(t["accessToken"].as_str().expect("token"))
-        .send()
-        .expect("reconstruction")
-        .json()
-        .expect("json");
+    let rec = XetAccess::of(edge, path).reconstruction();
     let mut out = Vec::new();
     for (x, fetches) in rec["xorbs"].as_object().expect("xorbs") {
         for f in fetches.as_array().expect("fetches") {

@@ -84,57 +84,34 @@ fn warm_pulls_a_revision_so_clients_take_nothing_from_origin() {
     );
 }
 
-/// A token and the Xet hash of `path` through the edge.
-fn token_and_hash(edge: &Edge, path: &str) -> (String, String, String) {
-    let r = client()
-        .head(format!("{}/{REPO}/resolve/main/{path}", edge.base))
-        .send()
-        .expect("head");
-    assert!(r.status().is_success(), "HEAD {}", r.status());
-    let hash = r.headers()["x-xet-hash"]
-        .to_str()
-        .expect("hash")
-        .to_string();
-    let link = r.headers()["link"].to_str().expect("link").to_string();
+/// The CAS URL, token and Xet hash of `path` through the edge, which must have rewritten the
+/// `Link` header and the CAS URL to itself.
+fn access(edge: &Edge, path: &str) -> XetAccess {
+    let a = XetAccess::of(edge, path);
     assert!(
-        link.contains(&edge.base),
-        "Link not rewritten to the edge: {link}"
+        a.link.contains(&edge.base),
+        "Link not rewritten to the edge: {}",
+        a.link
     );
-    let t: serde_json::Value = client()
-        .get(format!(
-            "{}/api/models/{REPO}/xet-read-token/main",
-            edge.base
-        ))
-        .send()
-        .expect("token")
-        .json()
-        .expect("json");
-    let cas = t["casUrl"].as_str().expect("casUrl").to_string();
-    assert!(cas.starts_with(&edge.base), "casUrl not rewritten: {cas}");
-    (
-        cas,
-        t["accessToken"].as_str().expect("token").to_string(),
-        hash,
-    )
+    assert!(
+        a.cas.starts_with(&edge.base),
+        "casUrl not rewritten: {}",
+        a.cas
+    );
+    a
 }
 
 #[test]
 fn ten_concurrent_requests_for_a_cold_range_fetch_it_once() {
     let origin = Origin::start(|f| f.fault_latency_ms = 100);
     let edge = Edge::start(&origin.base, &cache_dir(), &[]);
-    let (cas, token, hash) = token_and_hash(&edge, "model.safetensors");
+    let a = access(&edge, "model.safetensors");
     let before = origin.xorb_bytes();
     let results: Vec<Vec<u8>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..10)
             .map(|_| {
                 s.spawn(|| {
-                    let rec: serde_json::Value = client()
-                        .get(format!("{cas}/v2/reconstructions/{hash}"))
-                        .bearer_auth(&token)
-                        .send()
-                        .expect("reconstruction")
-                        .json()
-                        .expect("json");
+                    let rec = a.reconstruction();
                     let mut all = Vec::new();
                     let xorbs = rec["xorbs"].as_object().expect("xorbs");
                     let mut keys: Vec<_> = xorbs.keys().collect();
@@ -183,14 +160,8 @@ fn ten_concurrent_requests_for_a_cold_range_fetch_it_once() {
 fn multi_range_get_answers_multipart() {
     let origin = Origin::start(|_| {});
     let edge = Edge::start(&origin.base, &cache_dir(), &[]);
-    let (cas, token, hash) = token_and_hash(&edge, "a.bin");
-    let rec: serde_json::Value = client()
-        .get(format!("{cas}/v2/reconstructions/{hash}"))
-        .bearer_auth(&token)
-        .send()
-        .expect("reconstruction")
-        .json()
-        .expect("json");
+    let a = access(&edge, "a.bin");
+    let rec = a.reconstruction();
     let (_, fetches) = rec["xorbs"]
         .as_object()
         .expect("xorbs")

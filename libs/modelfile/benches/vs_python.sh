@@ -8,16 +8,12 @@
 #   env: ZEST_PYTHON (default <repo>/.venv/bin/python), CARGO_TARGET_DIR (default <repo>/target)
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../../.." && pwd)"
-py="${ZEST_PYTHON:-$root/.venv/bin/python}"
+source "$(dirname "$0")/../../../bench/lib.sh"
+require_python gguf
+root="$ZEST_ROOT"
+py="$ZEST_PY"
 iters="${1:-20}"
-target="${CARGO_TARGET_DIR:-$root/target}"
-
-if [[ ! -x "$py" ]]; then
-    echo "no Python at $py: set ZEST_PYTHON or run scripts/test to create the .venv" >&2
-    exit 1
-fi
+target="$ZEST_TARGET"
 
 (cd "$root" && cargo build --quiet --profile bench -p modelfile --example gguf_open)
 bin="$target/release/examples/gguf_open"

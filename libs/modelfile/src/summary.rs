@@ -313,20 +313,8 @@ fn int_or_max(v: &Value<'_>) -> Option<u64> {
 
 /// A metadata value as JSON, arrays cut to their first `limit` elements (nested ones too).
 fn value_json(v: &Value<'_>, limit: usize) -> Json {
-    match *v {
-        Value::U8(x) => x.into(),
-        Value::I8(x) => x.into(),
-        Value::U16(x) => x.into(),
-        Value::I16(x) => x.into(),
-        Value::U32(x) => x.into(),
-        Value::I32(x) => x.into(),
-        Value::U64(x) => x.into(),
-        Value::I64(x) => x.into(),
-        Value::F32(x) => f64::from(x).into(),
-        Value::F64(x) => x.into(),
-        Value::Bool(x) => x.into(),
-        Value::String(s) => s.into(),
-        Value::Array(ref a) => Json::Array(
+    match v {
+        Value::Array(a) => Json::Array(
             a.iter()
                 .take(limit)
                 .map(|item| match item {
@@ -335,6 +323,7 @@ fn value_json(v: &Value<'_>, limit: usize) -> Json {
                 })
                 .collect(),
         ),
+        scalar => scalar.scalar_json().unwrap_or(Json::Null),
     }
 }
 

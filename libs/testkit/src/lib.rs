@@ -53,6 +53,89 @@ pub fn fresh_dir(base: &str, what: &str) -> PathBuf {
     d
 }
 
+/// `base/{prefix}-{pid}`, empty, for this test process's files; first deletes the folders of
+/// earlier runs (`{prefix}-{pid}` whose process is gone).
+pub fn run_dir(base: &Path, prefix: &str) -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if stale {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// [`python()`] running `script` (`python -c`) as a Hugging Face client of `endpoint`, with its
+/// caches in `hf_home`: no telemetry, no progress bars, and none of the caller's `HF_TOKEN`,
+/// `HF_HUB_OFFLINE` or `HF_HUB_DISABLE_XET`.
+pub fn hf_python(script: &str, endpoint: &str, hf_home: &Path) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg("-c")
+        .arg(script)
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", hf_home)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_XET_TELEMETRY_ENABLED", "false")
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_DISABLE_XET");
+    cmd
+}
+
+/// A [`hf_python`] script downloading with `huggingface_hub`: arguments `file REPO PATH` or
+/// `snapshot REPO`; prints `RESULT {path: sha256}`.
+pub const HF_DOWNLOAD_PY: &str = r#"
+import sys, os, json, hashlib
+from huggingface_hub import hf_hub_download, snapshot_download
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''):
+            h.update(b)
+    return h.hexdigest()
+mode, repo = sys.argv[1], sys.argv[2]
+out = {}
+if mode == "file":
+    p = hf_hub_download(repo, sys.argv[3])
+    out[sys.argv[3]] = sha(p)
+else:
+    d = snapshot_download(repo)
+    for root, _, files in os.walk(d):
+        for f in files:
+            q = os.path.join(root, f)
+            out[os.path.relpath(q, d)] = sha(q)
+print("RESULT " + json.dumps(out))
+"#;
+
+/// The JSON a [`hf_python`] script printed after `RESULT `.
+pub fn hf_result(stdout: &str) -> Option<serde_json::Value> {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "))?;
+    serde_json::from_str(line).ok()
+}
+
+/// One blocking HTTP client for the tests (120 s timeout, redirects not followed).
+#[cfg(feature = "http-client")]
+pub fn client() -> &'static reqwest::blocking::Client {
+    static C: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    })
+}
+
 /// The Python interpreter with `huggingface_hub`, `hf_xet`, `gguf` and `safetensors`: env
 /// `ZEST_PYTHON`, else `<workspace>/.venv/bin/python`. Panics clearly when missing, so tests
 /// that need it never pass silently.
@@ -98,6 +181,23 @@ pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
         out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
     }
     out.truncate(len);
+    out
+}
+
+/// splitmix64 bytes, as xet-core's `create_random_data` and zig-xet's `createRandomData`
+/// (the chunking vectors are generated from it).
+pub fn splitmix_data(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out.truncate(n);
     out
 }
 
@@ -387,21 +487,63 @@ pub fn metric(base: &str, name: &str) -> f64 {
 
 /// Sum of every series of `name` in a Prometheus text page.
 pub fn metric_in(text: &str, name: &str) -> f64 {
+    samples(text)
+        .filter(|(series, _)| {
+            series
+                .strip_prefix(name)
+                // `name_suffix` is another metric.
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) at `{base}/metrics`; 0 when
+/// absent. Panics when `/metrics` does not answer.
+pub fn metric_series(base: &str, series: &str) -> f64 {
+    let text =
+        http_get(base, "/metrics").unwrap_or_else(|| panic!("{base}/metrics did not answer"));
+    metric_series_in(&text, series)
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page; 0
+/// when absent.
+pub fn metric_series_in(text: &str, series: &str) -> f64 {
+    samples(text)
+        .find_map(|(s, v)| (s == series).then_some(v))
+        .unwrap_or(0.0)
+}
+
+/// The `(series, value)` samples of a Prometheus text page (`series` is `name` or
+/// `name{labels}`); comments and unparsable lines are skipped.
+fn samples(text: &str) -> impl Iterator<Item = (&str, f64)> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            let rest = match rest.strip_prefix('{') {
-                Some(r) => r.split_once('}')?.1,
-                None => rest,
-            };
-            // `name_suffix` is another metric.
-            if !rest.starts_with(' ') {
-                return None;
-            }
-            rest.trim().parse::<f64>().ok()
+            let (series, value) = l.split_at(series_end(l)?);
+            value.strip_prefix(' ')?;
+            Some((series, value.trim().parse::<f64>().ok()?))
         })
-        .sum()
+}
+
+/// Where the series of a sample line ends: after the closing brace of its labels (their values
+/// are quoted and may hold spaces and braces, as route templates do), else at the first space.
+fn series_end(line: &str) -> Option<usize> {
+    let open = line.find(['{', ' '])?;
+    if line[open..].starts_with(' ') {
+        return Some(open);
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in line[open..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return Some(open + i + 1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A fresh self-signed certificate for `localhost`, written as `cert.pem` and `key.pem` in `dir`
@@ -426,6 +568,24 @@ mod tests {
             "# HELP x\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3.5\nx_total_more 7\nx_total 1\n";
         assert_eq!(metric_in(page, "x_total"), 6.5);
         assert_eq!(metric_in(page, "y_total"), 0.0);
+    }
+
+    #[test]
+    fn metric_series_is_exact() {
+        let page = "# HELP x\nx_total{a=\"1 2\"} 2\nx_total{a=\"2\"} 3.5\nx_total_more 7\n";
+        assert_eq!(metric_series_in(page, r#"x_total{a="1 2"}"#), 2.0);
+        assert_eq!(metric_series_in(page, r#"x_total{a="2"}"#), 3.5);
+        assert_eq!(metric_series_in(page, "x_total"), 0.0);
+        assert_eq!(metric_series_in(page, "x_total_more"), 7.0);
+        assert_eq!(metric_in(page, "x_total"), 5.5);
+        // Route templates put braces (and quotes, escaped) inside label values.
+        let page = "r_total{route=\"/v2/{hash}\",status=\"404\"} 1\nr_total{route=\"a\\\"}\"} 2\n";
+        assert_eq!(
+            metric_series_in(page, r#"r_total{route="/v2/{hash}",status="404"}"#),
+            1.0
+        );
+        assert_eq!(metric_series_in(page, r#"r_total{route="a\"}"}"#), 2.0);
+        assert_eq!(metric_in(page, "r_total"), 3.0);
     }
 
     #[test]

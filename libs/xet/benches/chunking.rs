@@ -16,23 +16,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use xet::chunking::{chunk_and_hash, chunk_boundaries, hash_chunks};
 use xet::hash::DATA_KEY;
+use zest_testkit::splitmix_data;
 
 const LEN: usize = 64 * 1024 * 1024;
-
-fn splitmix_data(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        out.extend_from_slice(&z.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
 
 fn benches(c: &mut Criterion) {
     let data = splitmix_data(LEN, 0);

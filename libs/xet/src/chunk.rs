@@ -7,10 +7,11 @@
 //! and a header starting with `XETBLOB` is the footer, not a chunk. Decoding appends exactly
 //! `uncompressed_len` bytes or fails; it never allocates more than that.
 
+pub use crate::compression::CompressionScheme;
 use crate::compression::{
     bg4_lz4_decompress_exact, bg4_split_into, lz4_compress_frame_into, lz4_decompress_frame_exact,
 };
-use crate::xorb::XorbError;
+use crate::error::XorbError;
 
 /// Largest uncompressed chunk accepted (xet-core `MAX_CHUNK_SIZE`).
 pub const MAX_UNCOMPRESSED_LEN: u32 = 131_072;
@@ -18,48 +19,6 @@ pub const MAX_UNCOMPRESSED_LEN: u32 = 131_072;
 pub const MAX_COMPRESSED_LEN: u32 = 2 * MAX_UNCOMPRESSED_LEN;
 /// The footer's identifier; a "chunk header" starting with it marks the end of the chunk region.
 pub const FOOTER_IDENT: &[u8; 7] = b"XETBLOB";
-
-/// How a chunk payload is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum CompressionScheme {
-    /// Raw bytes.
-    None = 0,
-    /// One LZ4 frame.
-    Lz4 = 1,
-    /// One LZ4 frame of the BG4 byte-grouped bytes.
-    ByteGrouping4Lz4 = 2,
-}
-
-impl TryFrom<u8> for CompressionScheme {
-    type Error = XorbError;
-
-    fn try_from(value: u8) -> Result<Self, XorbError> {
-        match value {
-            0 => Ok(Self::None),
-            1 => Ok(Self::Lz4),
-            2 => Ok(Self::ByteGrouping4Lz4),
-            other => Err(XorbError::UnknownScheme(other)),
-        }
-    }
-}
-
-impl CompressionScheme {
-    /// The name xet-core uses (`none`, `lz4`, `bg4-lz4`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Lz4 => "lz4",
-            Self::ByteGrouping4Lz4 => "bg4-lz4",
-        }
-    }
-}
-
-impl std::fmt::Display for CompressionScheme {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The 8-byte header before every chunk payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,7 +107,7 @@ impl ChunkHeader {
 ///
 /// # Panics
 /// If `data` is longer than [`MAX_UNCOMPRESSED_LEN`] (callers split data into chunks first;
-/// [`crate::xorb::XorbBuilder`] checks this and returns an error).
+/// the xorb builder checks this and returns an error).
 pub fn encode_chunk(data: &[u8], scheme: CompressionScheme, out: &mut Vec<u8>) -> ChunkHeader {
     assert!(
         data.len() <= MAX_UNCOMPRESSED_LEN as usize,

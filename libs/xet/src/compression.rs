@@ -15,11 +15,52 @@ use std::io::{Read, Write};
 
 use lz4_flex::frame::FrameDecoder;
 
-use crate::chunk::CompressionScheme;
-use crate::xorb::XorbError;
+use crate::error::XorbError;
 
 /// Magic number at the start of every (modern) LZ4 frame, little-endian `04 22 4D 18`.
 const LZ4_FRAME_MAGIC: u32 = 0x184D_2204;
+
+/// How a chunk payload is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CompressionScheme {
+    /// Raw bytes.
+    None = 0,
+    /// One LZ4 frame.
+    Lz4 = 1,
+    /// One LZ4 frame of the BG4 byte-grouped bytes.
+    ByteGrouping4Lz4 = 2,
+}
+
+impl TryFrom<u8> for CompressionScheme {
+    type Error = XorbError;
+
+    fn try_from(value: u8) -> Result<Self, XorbError> {
+        match value {
+            0 => Ok(Self::None),
+            1 => Ok(Self::Lz4),
+            2 => Ok(Self::ByteGrouping4Lz4),
+            other => Err(XorbError::UnknownScheme(other)),
+        }
+    }
+}
+
+impl CompressionScheme {
+    /// The name xet-core uses (`none`, `lz4`, `bg4-lz4`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lz4 => "lz4",
+            Self::ByteGrouping4Lz4 => "bg4-lz4",
+        }
+    }
+}
+
+impl std::fmt::Display for CompressionScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How a writer picks the scheme of each chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

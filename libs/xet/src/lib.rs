@@ -10,6 +10,7 @@ pub mod cas;
 pub mod chunk;
 pub mod chunking;
 pub mod compression;
+mod error;
 pub mod hash;
 pub mod shard;
 pub mod xorb;

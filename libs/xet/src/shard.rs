@@ -266,16 +266,41 @@ impl<'a> Reader<'a> {
         self.bytes.len() - self.pos
     }
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ShardError> {
-        if n > self.remaining() {
-            return Err(ShardError::Truncated {
-                what,
-                needed: n as u64,
-                available: self.remaining() as u64,
-            });
-        }
+        self.need(n, what)?;
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+    /// The entries of a section up to its bookend record: `item` parses each entry from its
+    /// header record (`header` names it in errors) and the records that follow it.
+    fn section<T>(
+        &mut self,
+        header: &'static str,
+        mut item: impl FnMut(&mut Self, &'a [u8]) -> Result<T, ShardError>,
+    ) -> Result<Vec<T>, ShardError> {
+        let mut out = Vec::new();
+        loop {
+            let h = self.take(RECORD_SIZE, header)?;
+            if h[..32] == BOOKEND_HASH {
+                return Ok(out);
+            }
+            out.push(item(self, h)?);
+        }
+    }
+    /// `n` consecutive records, each parsed by `parse`; checks that all are present (`what`
+    /// names them in the error) before allocating for them.
+    fn records<T>(
+        &mut self,
+        n: usize,
+        what: &'static str,
+        parse: impl Fn(&'a [u8]) -> T,
+    ) -> Result<Vec<T>, ShardError> {
+        self.need(n.saturating_mul(RECORD_SIZE), what)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(parse(self.take(RECORD_SIZE, what)?));
+        }
+        Ok(out)
     }
     fn need(&self, n: usize, what: &'static str) -> Result<(), ShardError> {
         if n > self.remaining() {
@@ -524,12 +549,7 @@ impl Shard {
 }
 
 fn parse_file_section(r: &mut Reader<'_>) -> Result<Vec<FileInfo>, ShardError> {
-    let mut files = Vec::new();
-    loop {
-        let h = r.take(RECORD_SIZE, "file info header")?;
-        if h[..32] == BOOKEND_HASH {
-            return Ok(files);
-        }
+    r.section("file info header", |r, h| {
         let file_hash = hash_at(h, 0);
         let flags = u32_at(h, 32);
         let n = u32_at(h, 36) as usize;
@@ -543,23 +563,15 @@ fn parse_file_section(r: &mut Reader<'_>) -> Result<Vec<FileInfo>, ShardError> {
             .saturating_mul(1 + usize::from(with_verification))
             .saturating_add(usize::from(with_ext));
         r.need(records.saturating_mul(RECORD_SIZE), "file info entries")?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let e = r.take(RECORD_SIZE, "file data entry")?;
-            entries.push(FileDataSequenceEntry {
-                xorb_hash: hash_at(e, 0),
-                xorb_flags: u32_at(e, 32),
-                unpacked_segment_bytes: u32_at(e, 36),
-                chunk_index_start: u32_at(e, 40),
-                chunk_index_end: u32_at(e, 44),
-            });
-        }
+        let entries = r.records(n, "file data entry", |e| FileDataSequenceEntry {
+            xorb_hash: hash_at(e, 0),
+            xorb_flags: u32_at(e, 32),
+            unpacked_segment_bytes: u32_at(e, 36),
+            chunk_index_start: u32_at(e, 40),
+            chunk_index_end: u32_at(e, 44),
+        })?;
         let verification = if with_verification {
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                v.push(hash_at(r.take(RECORD_SIZE, "verification entry")?, 0));
-            }
-            Some(v)
+            Some(r.records(n, "verification entry", |e| hash_at(e, 0))?)
         } else {
             None
         };
@@ -571,41 +583,31 @@ fn parse_file_section(r: &mut Reader<'_>) -> Result<Vec<FileInfo>, ShardError> {
         } else {
             None
         };
-        files.push(FileInfo {
+        Ok(FileInfo {
             file_hash,
             entries,
             verification,
             sha256,
-        });
-    }
+        })
+    })
 }
 
 fn parse_xorb_section(r: &mut Reader<'_>) -> Result<Vec<XorbInfo>, ShardError> {
-    let mut xorbs = Vec::new();
-    loop {
-        let h = r.take(RECORD_SIZE, "xorb info header")?;
-        if h[..32] == BOOKEND_HASH {
-            return Ok(xorbs);
-        }
+    r.section("xorb info header", |r, h| {
         let n = u32_at(h, 36) as usize;
-        r.need(n.saturating_mul(RECORD_SIZE), "xorb chunk entries")?;
-        let mut chunks = Vec::with_capacity(n);
-        for _ in 0..n {
-            let c = r.take(RECORD_SIZE, "xorb chunk entry")?;
-            chunks.push(XorbChunkEntry {
-                chunk_hash: hash_at(c, 0),
-                chunk_byte_range_start: u32_at(c, 32),
-                unpacked_segment_bytes: u32_at(c, 36),
-                flags: u32_at(c, 40),
-            });
-        }
-        xorbs.push(XorbInfo {
+        let chunks = r.records(n, "xorb chunk entries", |c| XorbChunkEntry {
+            chunk_hash: hash_at(c, 0),
+            chunk_byte_range_start: u32_at(c, 32),
+            unpacked_segment_bytes: u32_at(c, 36),
+            flags: u32_at(c, 40),
+        })?;
+        Ok(XorbInfo {
             xorb_hash: hash_at(h, 0),
             chunks,
             num_bytes_in_xorb: u32_at(h, 40),
             num_bytes_on_disk: u32_at(h, 44),
-        });
-    }
+        })
+    })
 }
 
 fn parse_footer(bytes: &[u8]) -> Result<ShardFooter, ShardError> {

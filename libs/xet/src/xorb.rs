@@ -15,6 +15,7 @@ use crate::chunk::{
     CompressionScheme, FOOTER_IDENT, MAX_UNCOMPRESSED_LEN,
 };
 use crate::compression::{choose_scheme, CompressionPolicy, AUTO_RETEST_INTERVAL};
+pub use crate::error::XorbError;
 use crate::hash::{chunk_hash, xorb_hash};
 use crate::MerkleHash;
 
@@ -29,72 +30,6 @@ const BOUNDARIES_IDENT: &[u8; 7] = b"XBLBBND";
 const V1_FIXED_LEN: usize = 92;
 /// Fixed part of a V0 info block; `60 + 36·n` bytes.
 const V0_FIXED_LEN: usize = 60;
-
-/// Everything that can be wrong with a chunk record, a xorb or its footer (or a builder call).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum XorbError {
-    /// Fewer bytes than a structure needs.
-    #[error("truncated {what}: need {needed} bytes, {available} available")]
-    Truncated {
-        /// What was being read.
-        what: &'static str,
-        /// Bytes needed.
-        needed: u64,
-        /// Bytes present.
-        available: u64,
-    },
-    /// A chunk header with a version other than 0.
-    #[error("unsupported chunk header version {0}")]
-    UnsupportedChunkVersion(u8),
-    /// A compression scheme other than 0, 1, 2.
-    #[error("unknown compression scheme {0}")]
-    UnknownScheme(u8),
-    /// `uncompressed_len` above 131072.
-    #[error("chunk uncompressed length {0} exceeds 131072")]
-    UncompressedTooLarge(u32),
-    /// `compressed_len` above 262144.
-    #[error("chunk compressed length {0} exceeds 262144")]
-    CompressedTooLarge(u32),
-    /// A chunk header position holds the footer's `XETBLOB` identifier.
-    #[error("footer found where a chunk header was expected")]
-    UnexpectedFooter,
-    /// The LZ4 decoder rejected a payload.
-    #[error("LZ4 frame: {0}")]
-    Lz4(String),
-    /// A payload decoded to a different length than its header (or the footer) says.
-    #[error("decoded length {actual} does not match the expected {expected}")]
-    LengthMismatch {
-        /// Length announced.
-        expected: u64,
-        /// Length produced (at least).
-        actual: u64,
-    },
-    /// A malformed footer.
-    #[error("bad xorb footer: {0}")]
-    BadFooter(String),
-    /// The footer's offsets or counts disagree with the chunk records.
-    #[error("xorb footer disagrees with the chunk records: {0}")]
-    FooterMismatch(String),
-    /// A chunk range outside the xorb.
-    #[error("chunk range {start}..{end} outside a xorb of {num_chunks} chunks")]
-    RangeOutOfBounds {
-        /// Requested start.
-        start: u32,
-        /// Requested end (exclusive).
-        end: u32,
-        /// Chunks in the xorb.
-        num_chunks: u32,
-    },
-    /// More than [`MAX_XORB_CHUNKS`] chunks or [`MAX_XORB_BYTES`] bytes.
-    #[error("xorb exceeds the limits (8192 chunks, 64 MiB)")]
-    TooLarge,
-    /// The builder cannot take this chunk without exceeding a limit.
-    #[error("xorb is full")]
-    Full,
-    /// A chunk longer than 131072 bytes was given to the builder.
-    #[error("chunk of {0} bytes exceeds the 131072-byte maximum")]
-    ChunkTooLarge(usize),
-}
 
 /// The V1 footer (`XorbObjectInfoV1`). Offsets are END offsets of each chunk.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -718,45 +653,6 @@ fn check_footer(f: &mut XorbFooter, offsets: &[u32], unpacked: &[u64]) -> Result
 mod tests {
     use super::*;
 
-    fn sample_chunks() -> Vec<Vec<u8>> {
-        vec![
-            b"Hello World!".to_vec(),
-            (0..4096u32).map(|i| (i % 7) as u8).collect(),
-            (0..250u32)
-                .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
-                .collect(),
-        ]
-    }
-
-    #[test]
-    fn build_then_read_with_and_without_footer() {
-        for policy in [
-            CompressionPolicy::Auto,
-            CompressionPolicy::Fixed(CompressionScheme::None),
-            CompressionPolicy::Fixed(CompressionScheme::Lz4),
-            CompressionPolicy::Fixed(CompressionScheme::ByteGrouping4Lz4),
-        ] {
-            let mut b = XorbBuilder::new().with_policy(policy);
-            for c in sample_chunks() {
-                b.add_chunk(&c).expect("fits");
-            }
-            let x = b.finish();
-            let all: Vec<u8> = sample_chunks().concat();
-            for bytes in [x.data.clone(), x.to_bytes_with_footer()] {
-                let r = XorbReader::new(&bytes).expect("valid");
-                assert_eq!(r.num_chunks(), 3);
-                let mut out = Vec::new();
-                r.decode_range(0..3, &mut out).expect("decode");
-                assert_eq!(out, all);
-                assert_eq!(r.compute_hash().expect("hash"), x.hash);
-                assert_eq!(r.chunk_region(), &x.data[..]);
-            }
-            let with_footer = x.to_bytes_with_footer();
-            let r = XorbReader::new(&with_footer).expect("valid");
-            assert_eq!(r.footer(), Some(&x.footer));
-        }
-    }
-
     #[test]
     fn builder_limits() {
         let mut b =
@@ -780,33 +676,6 @@ mod tests {
         }
         assert_eq!(n, 511, "raw + 8·chunks ≤ 64 MiB");
         assert!(b.raw_len() + 8 * b.num_chunks() <= MAX_XORB_BYTES);
-    }
-
-    #[test]
-    fn v0_footer_is_accepted() {
-        let mut b = XorbBuilder::new();
-        for c in sample_chunks() {
-            b.add_chunk(&c).expect("fits");
-        }
-        let x = b.finish();
-        let mut bytes = x.data.clone();
-        let start = bytes.len();
-        bytes.extend_from_slice(FOOTER_IDENT);
-        bytes.push(0);
-        bytes.extend_from_slice(x.hash.as_bytes());
-        bytes.extend_from_slice(&3u32.to_le_bytes());
-        for o in &x.footer.chunk_boundary_offsets {
-            bytes.extend_from_slice(&o.to_le_bytes());
-        }
-        for h in &x.footer.chunk_hashes {
-            bytes.extend_from_slice(h.as_bytes());
-        }
-        bytes.extend_from_slice(&[0u8; 16]);
-        let info_len = (bytes.len() - start) as u32;
-        assert_eq!(info_len, 60 + 36 * 3);
-        bytes.extend_from_slice(&info_len.to_le_bytes());
-        let r = XorbReader::new(&bytes).expect("V0 accepted");
-        assert_eq!(r.footer(), Some(&x.footer));
     }
 
     #[test]

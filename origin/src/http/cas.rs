@@ -21,7 +21,7 @@ use xet::MerkleHash;
 use super::body::{self, BodySpec};
 use super::error::ApiError;
 use super::{bearer, AppState};
-use crate::reconstruct::{self, Plan};
+use crate::reconstruct::{self, Plan, PlannedFetch};
 use crate::signing::{format_ranges, parse_exact_ranges, InclusiveRange, SignatureError};
 
 /// Most ranges signed into one v2 URL (keeps URLs near 8 KiB, as upstream does).
@@ -112,34 +112,24 @@ pub fn reconstruction(
         .with_label_values(&[if version == 1 { "v1" } else { "v2" }])
         .inc();
     if version == 1 {
-        let mut fetch_info: HashMap<MerkleHash, Vec<FetchInfo>> = HashMap::new();
-        for (xorb, fetches) in &plan.fetch {
-            let infos = fetches
+        let fetch_info = per_xorb(&plan, |xorb, fetches| {
+            fetches
                 .iter()
                 .map(|f| FetchInfo {
-                    range: ChunkRange {
-                        start: f.chunks.start,
-                        end: f.chunks.end,
-                    },
+                    range: ChunkRange::new(f.chunks.start, f.chunks.end),
                     url: signed_url(state, &base, xorb, &[f.bytes], exp),
-                    url_range: ByteRange {
-                        start: f.bytes.0,
-                        end: f.bytes.1,
-                    },
+                    url_range: ByteRange::new(f.bytes.0, f.bytes.1),
                 })
-                .collect();
-            fetch_info.insert(*xorb, infos);
-        }
-        let body = ReconstructionV1 {
+                .collect()
+        });
+        return Ok(HttpResponse::Ok().json(ReconstructionV1 {
             offset_into_first_range: plan.offset_into_first_range,
             terms,
             fetch_info,
-        };
-        return Ok(HttpResponse::Ok().json(body));
+        }));
     }
-    let mut xorbs: HashMap<MerkleHash, Vec<XorbMultiRangeFetch>> = HashMap::new();
-    for (xorb, fetches) in &plan.fetch {
-        let groups = fetches
+    let xorbs = per_xorb(&plan, |xorb, fetches| {
+        fetches
             .chunks(RANGES_PER_URL)
             .map(|group| {
                 let ranges: Vec<InclusiveRange> = group.iter().map(|f| f.bytes).collect();
@@ -148,27 +138,30 @@ pub fn reconstruction(
                     ranges: group
                         .iter()
                         .map(|f| XorbRangeDescriptor {
-                            chunks: ChunkRange {
-                                start: f.chunks.start,
-                                end: f.chunks.end,
-                            },
-                            bytes: ByteRange {
-                                start: f.bytes.0,
-                                end: f.bytes.1,
-                            },
+                            chunks: ChunkRange::new(f.chunks.start, f.chunks.end),
+                            bytes: ByteRange::new(f.bytes.0, f.bytes.1),
                         })
                         .collect(),
                 }
             })
-            .collect();
-        xorbs.insert(*xorb, groups);
-    }
-    let body = ReconstructionV2 {
+            .collect()
+    });
+    Ok(HttpResponse::Ok().json(ReconstructionV2 {
         offset_into_first_range: plan.offset_into_first_range,
         terms,
         xorbs,
-    };
-    Ok(HttpResponse::Ok().json(body))
+    }))
+}
+
+/// The plan's fetches as a JSON map by xorb, each xorb's list built by `entries`.
+fn per_xorb<T>(
+    plan: &Plan,
+    mut entries: impl FnMut(&MerkleHash, &[PlannedFetch]) -> Vec<T>,
+) -> HashMap<MerkleHash, Vec<T>> {
+    plan.fetch
+        .iter()
+        .map(|(xorb, fetches)| (*xorb, entries(xorb, fetches)))
+        .collect()
 }
 
 fn terms_json(plan: &Plan) -> Vec<ReconstructionTerm> {
@@ -177,10 +170,7 @@ fn terms_json(plan: &Plan) -> Vec<ReconstructionTerm> {
         .map(|t| ReconstructionTerm {
             hash: t.xorb,
             unpacked_length: t.unpacked_length,
-            range: ChunkRange {
-                start: t.chunks.start,
-                end: t.chunks.end,
-            },
+            range: ChunkRange::new(t.chunks.start, t.chunks.end),
         })
         .collect()
 }

@@ -10,12 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -83,29 +81,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        if let Ok(entries) = fs::read_dir(&base) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name
-                    .strip_prefix("origin-it-")
-                    .and_then(|p| p.parse::<u32>().ok())
-                {
-                    if !pid_alive(pid) {
-                        let _ = fs::remove_dir_all(e.path());
-                    }
-                }
-            }
-        }
-        let dir = base.join(format!("origin-it-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = zest_testkit::run_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "origin-it");
         let root = dir.join("root");
         let state = dir.join("state");
         let mut files = BTreeMap::new();
@@ -166,73 +145,23 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-/// A running zest-origin process.
+/// A running zest-origin process (started by `zest-testkit`; killed when dropped, and by stdin
+/// EOF when this test process exits).
 #[derive(Debug)]
 pub struct Origin {
     pub base: String,
     pub addr: String,
-    child: Mutex<Child>,
-    _stdin: Mutex<ChildStdin>,
-    log: Arc<Mutex<Vec<String>>>,
+    proc: zest_testkit::Proc,
 }
 
 impl Origin {
     /// Starts `zest-origin` on 127.0.0.1:0 and waits until it is ready.
     pub fn start(root: &Path, state: &Path, extra: &[&str]) -> Origin {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zest-origin"))
-            .arg("--root")
-            .arg(root)
-            .arg("--state-dir")
-            .arg(state)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--exit-on-stdin-eof",
-                "--workers",
-                "2",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn zest-origin");
-        let stdin = child.stdin.take().expect("stdin");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["fields"]["message"] == "zest-origin ready" {
-                        let _ =
-                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
-                    }
-                }
-                log2.lock().expect("log").push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "zest-origin did not become ready; log:\n{}",
-                    log.lock().expect("log").join("\n")
-                );
-            }
-        };
+        let o = zest_testkit::Origin::start(root, state, extra);
         Origin {
-            base: format!("http://{addr}"),
-            addr,
-            child: Mutex::new(child),
-            _stdin: Mutex::new(stdin),
-            log,
+            addr: o.proc.field("addr"),
+            base: o.base,
+            proc: o.proc,
         }
     }
 
@@ -240,44 +169,33 @@ impl Origin {
         format!("{}{path}", self.base)
     }
 
+    /// The last log lines.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().expect("log").clone()
+        self.proc.log().lines().map(str::to_owned).collect()
     }
 
-    /// Value of a metric line (`name{labels}` exactly as exposed), 0 if absent.
-    pub fn metric(&self, series: &str) -> f64 {
-        let text = client()
+    /// The `/metrics` page.
+    pub fn metrics_text(&self) -> String {
+        client()
             .get(self.url("/metrics"))
             .send()
             .expect("metrics")
             .text()
-            .expect("text");
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|r| r.strip_prefix(' '))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+            .expect("text")
+    }
+
+    /// Value of a metric line (`name{labels}` exactly as exposed), 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        zest_testkit::metric_series(&self.base, series)
     }
 
     /// Stops the process (used by tests of shutdown; statics are stopped by stdin EOF).
     pub fn kill(&self) {
-        let _ = self.child.lock().expect("child").kill();
+        self.proc.kill9();
     }
 }
 
-pub fn client() -> &'static reqwest::blocking::Client {
-    static C: OnceLock<reqwest::blocking::Client> = OnceLock::new();
-    C.get_or_init(|| {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client")
-    })
-}
+pub use zest_testkit::client;
 
 /// The shared origin: small tree pages, known signing key.
 pub fn primary() -> &'static Origin {
@@ -297,57 +215,50 @@ pub fn primary() -> &'static Origin {
     })
 }
 
+/// A second origin on the fixture with `extra` flags, kept in `cell`. It shares the primary's
+/// state folder and starts after it, so it reuses the primary's index.
+fn sibling(cell: &'static OnceLock<Origin>, extra: &[&str]) -> &'static Origin {
+    cell.get_or_init(|| {
+        primary();
+        let f = fixture();
+        Origin::start(&f.root, &f.state, extra)
+    })
+}
+
 /// A gated origin (`--token`) sharing the primary's state: its start must reuse the index.
 pub fn gated() -> &'static Origin {
     static O: OnceLock<Origin> = OnceLock::new();
-    O.get_or_init(|| {
-        primary();
-        let f = fixture();
-        Origin::start(
-            &f.root,
-            &f.state,
-            &["--token", HUB_TOKEN, "--signing-key", SIGNING_KEY],
-        )
-    })
+    sibling(&O, &["--token", HUB_TOKEN, "--signing-key", SIGNING_KEY])
 }
 
 /// An origin whose /v2 answers 404.
 pub fn v1_only() -> &'static Origin {
     static O: OnceLock<Origin> = OnceLock::new();
-    O.get_or_init(|| {
-        primary();
-        let f = fixture();
-        Origin::start(&f.root, &f.state, &["--disable-v2"])
-    })
+    sibling(&O, &["--disable-v2"])
 }
 
 /// An origin with faults on xorb ranges: half answered 429, the rest corrupted, throttled.
 pub fn faulty() -> &'static Origin {
     static O: OnceLock<Origin> = OnceLock::new();
-    O.get_or_init(|| {
-        primary();
-        let f = fixture();
-        Origin::start(
-            &f.root,
-            &f.state,
-            &[
-                "--fault-scope",
-                "xorbs",
-                "--fault-429-rate",
-                "0.5",
-                "--fault-corrupt-rate",
-                "1",
-                "--fault-bandwidth-bytes-per-sec",
-                "4000000",
-                "--fault-seed",
-                "7",
-                "--public-url",
-                PUBLIC_URL,
-                "--signing-key",
-                SIGNING_KEY,
-            ],
-        )
-    })
+    sibling(
+        &O,
+        &[
+            "--fault-scope",
+            "xorbs",
+            "--fault-429-rate",
+            "0.5",
+            "--fault-corrupt-rate",
+            "1",
+            "--fault-bandwidth-bytes-per-sec",
+            "4000000",
+            "--fault-seed",
+            "7",
+            "--public-url",
+            PUBLIC_URL,
+            "--signing-key",
+            SIGNING_KEY,
+        ],
+    )
 }
 
 /// A raw HTTP/1.1 GET with the path sent verbatim (no client-side normalisation).
@@ -376,9 +287,6 @@ pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String
     (status, head, buf[split + 4..].to_vec())
 }
 
-/// The Python interpreter with the real Hugging Face client (`zest_testkit::python`).
-pub use zest_testkit::python;
-
 /// Runs a Python script with the Hugging Face client pointed at `endpoint`, in a fresh HF_HOME.
 /// Returns the JSON printed after `RESULT `.
 pub fn run_python(
@@ -388,18 +296,8 @@ pub fn run_python(
     env: &[(&str, &str)],
 ) -> serde_json::Value {
     let home = tempfile::tempdir_in(&fixture().dir).expect("hf home");
-    let mut cmd = Command::new(python());
-    cmd.arg("-c")
-        .arg(script)
-        .args(args)
-        .env("HF_ENDPOINT", endpoint)
-        .env("HF_HOME", home.path())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("HF_XET_TELEMETRY_ENABLED", "false")
-        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_HUB_DISABLE_XET");
+    let mut cmd = zest_testkit::hf_python(script, endpoint, home.path());
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -411,33 +309,8 @@ pub fn run_python(
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT in {stdout}"));
-    serde_json::from_str(line).expect("RESULT json")
+    zest_testkit::hf_result(&stdout).unwrap_or_else(|| panic!("no RESULT JSON in {stdout}"))
 }
 
 /// Downloads with huggingface_hub: `file REPO PATH` or `snapshot REPO`; prints {path: sha256}.
-pub const DOWNLOAD_PY: &str = r#"
-import sys, os, json, hashlib
-from huggingface_hub import hf_hub_download, snapshot_download
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''):
-            h.update(b)
-    return h.hexdigest()
-mode, repo = sys.argv[1], sys.argv[2]
-out = {}
-if mode == "file":
-    p = hf_hub_download(repo, sys.argv[3])
-    out[sys.argv[3]] = sha(p)
-else:
-    d = snapshot_download(repo)
-    for root, _, files in os.walk(d):
-        for f in files:
-            q = os.path.join(root, f)
-            out[os.path.relpath(q, d)] = sha(q)
-print("RESULT " + json.dumps(out))
-"#;
+pub use zest_testkit::HF_DOWNLOAD_PY as DOWNLOAD_PY;

@@ -313,31 +313,17 @@ fn gated_server_requires_the_hub_token() {
         client().head(o.url(path)).send().expect("head").status(),
         401
     );
-    assert_eq!(
-        client()
-            .get(o.url(path))
-            .bearer_auth("wrong")
-            .send()
-            .expect("get")
-            .status(),
-        401
-    );
-    assert_eq!(
-        client()
-            .get(o.url("/api/models/acme/big/revision/main"))
-            .send()
-            .expect("get")
-            .status(),
-        401
-    );
-    assert_eq!(
-        client()
-            .get(o.url("/api/models/acme/big/xet-read-token/main"))
-            .send()
-            .expect("get")
-            .status(),
-        401
-    );
+    for (url, token) in [
+        (path, Some("wrong")),
+        ("/api/models/acme/big/revision/main", None),
+        ("/api/models/acme/big/xet-read-token/main", None),
+    ] {
+        let mut req = client().get(o.url(url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_eq!(req.send().expect("get").status(), 401, "{url} {token:?}");
+    }
     let r = client()
         .get(o.url(path))
         .bearer_auth(HUB_TOKEN)
@@ -394,12 +380,7 @@ fn metrics_use_route_templates() {
         .head(o.url("/acme/big/resolve/main/config.json"))
         .send()
         .expect("head");
-    let text = client()
-        .get(o.url("/metrics"))
-        .send()
-        .expect("get")
-        .text()
-        .expect("text");
+    let text = o.metrics_text();
     assert!(
         text.contains(
             r#"zest_origin_requests_total{route="/{repo}/resolve/{rev}/{path}",status="200"}"#
@@ -415,12 +396,7 @@ fn readyz_build_info_and_process_metrics() {
     let o = primary();
     let ready = client().get(o.url("/readyz")).send().expect("get");
     assert_eq!(ready.status(), 200);
-    let text = client()
-        .get(o.url("/metrics"))
-        .send()
-        .expect("get")
-        .text()
-        .expect("text");
+    let text = o.metrics_text();
     assert!(
         text.contains(&format!(
             r#"zest_build_info{{service="zest-origin",version="{}"}} 1"#,

@@ -13,8 +13,9 @@ use xet::MerkleHash;
 
 use super::{Store, StoreError, StoreResult};
 use crate::model::{
-    AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, ManifestKey,
-    ManifestRecord, PeerRecord, PeerStatus, Report, ReportTotals, StoreStats,
+    apply_delta, merge_full, AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey,
+    ManifestKey, ManifestRecord, PeerRecord, PeerStatus, Report, ReportTotals, StoreStats,
+    XorbRanges,
 };
 use crate::ranges::RangeSet;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -113,18 +114,12 @@ impl Store for MemoryStore {
         let mut full_replace: Option<FxHashSet<MerkleHash>> = None;
         match &a.change {
             HoldingsChange::Full(list) => {
-                let mut merged: HashMap<MerkleHash, RangeSet> = HashMap::with_capacity(list.len());
-                for h in list {
-                    let set = merged.entry(h.xorb).or_default();
-                    for &(s, e) in h.ranges.ranges() {
-                        set.insert(s, e)?;
-                    }
-                }
+                let merged = merge_full(list)?;
                 full_replace = Some(merged.keys().copied().collect());
                 updates.extend(merged);
             }
             HoldingsChange::Delta { added, removed } => {
-                let mut touched: HashMap<MerkleHash, RangeSet> = HashMap::new();
+                let mut touched = XorbRanges::new();
                 for h in removed.iter().chain(added) {
                     touched.entry(h.xorb).or_insert_with(|| {
                         hot.index
@@ -134,18 +129,7 @@ impl Store for MemoryStore {
                             .unwrap_or_default()
                     });
                 }
-                for h in removed {
-                    let set = touched.entry(h.xorb).or_default();
-                    for &(s, e) in h.ranges.ranges() {
-                        set.remove(s, e)?;
-                    }
-                }
-                for h in added {
-                    let set = touched.entry(h.xorb).or_default();
-                    for &(s, e) in h.ranges.ranges() {
-                        set.insert(s, e)?;
-                    }
-                }
+                apply_delta(&mut touched, added, removed)?;
                 updates.extend(touched);
             }
         }

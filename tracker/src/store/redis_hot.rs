@@ -20,7 +20,7 @@
 //! command has a time limit ([`RedisHot::connect`]'s `timeout`), so a dead Redis turns into
 //! [`StoreError::Unavailable`] quickly; the [`ConnectionManager`] reconnects by itself.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -32,7 +32,8 @@ use xet::MerkleHash;
 use super::holders::{self, Record};
 use super::{StoreError, StoreResult};
 use crate::model::{
-    AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey, PeerRecord, PeerStatus,
+    apply_delta, merge_full, AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey,
+    PeerRecord, PeerStatus, XorbRanges,
 };
 use crate::ranges::RangeSet;
 use rustc_hash::FxHashMap;
@@ -127,6 +128,21 @@ fn stored_ranges(id: &str, x: &MerkleHash, bytes: &[u8]) -> RangeSet {
 fn record_value(id: &str, set: &RangeSet) -> StoreResult<Vec<u8>> {
     holders::encode_to_vec(id, set)
         .map_err(|e| StoreError::Internal(format!("encoding the holdings of {id:?}: {e}")))
+}
+
+/// Queues `HSET xorb_key(x) id <record>` on `pipe`: `id` holds `set` of `x`.
+fn queue_holder_record(
+    pipe: &mut redis::Pipeline,
+    x: &MerkleHash,
+    id: &str,
+    set: &RangeSet,
+) -> StoreResult<()> {
+    pipe.cmd("HSET")
+        .arg(xorb_key(x))
+        .arg(id)
+        .arg(record_value(id, set)?)
+        .ignore();
+    Ok(())
 }
 
 fn redis_err(what: &str, e: RedisError) -> StoreError {
@@ -312,13 +328,7 @@ impl RedisHot {
         let was_live;
         match &a.change {
             HoldingsChange::Full(list) => {
-                let mut merged: HashMap<MerkleHash, RangeSet> = HashMap::with_capacity(list.len());
-                for h in list {
-                    let set = merged.entry(h.xorb).or_default();
-                    for &(s, e) in h.ranges.ranges() {
-                        set.insert(s, e)?;
-                    }
-                }
+                let merged = merge_full(list)?;
                 let (old, score): (Vec<String>, Option<f64>) = self
                     .timed(
                         "announce read",
@@ -342,12 +352,7 @@ impl RedisHot {
                 }
                 write.cmd("DEL").arg(&hkey).ignore();
                 for (x, set) in &merged {
-                    write
-                        .cmd("HSET")
-                        .arg(xorb_key(x))
-                        .arg(id)
-                        .arg(record_value(id, set)?)
-                        .ignore();
+                    queue_holder_record(&mut write, x, id, set)?;
                 }
                 let hexes: Vec<&String> = new_hex.iter().collect();
                 for chunk in hexes.chunks(SADD_BATCH) {
@@ -376,7 +381,7 @@ impl RedisHot {
                 let score: Option<f64> = redis::from_redis_value(answers.remove(0))
                     .map_err(|e| StoreError::Internal(format!("redis zscore: {e}")))?;
                 was_live = score.is_some_and(|s| s > now_ms as f64);
-                let mut sets: HashMap<MerkleHash, RangeSet> = HashMap::with_capacity(touched.len());
+                let mut sets = XorbRanges::with_capacity(touched.len());
                 if !was_live {
                     // Forget whatever an expired, unswept peer left behind.
                     self.remove_if_expired(id, now_ms).await?;
@@ -390,28 +395,12 @@ impl RedisHot {
                     };
                     sets.insert(*x, set);
                 }
-                for h in removed {
-                    let set = sets.entry(h.xorb).or_default();
-                    for &(s, e) in h.ranges.ranges() {
-                        set.remove(s, e)?;
-                    }
-                }
-                for h in added {
-                    let set = sets.entry(h.xorb).or_default();
-                    for &(s, e) in h.ranges.ranges() {
-                        set.insert(s, e)?;
-                    }
-                }
+                apply_delta(&mut sets, added, removed)?;
                 for x in &touched {
                     let hex = x.to_hex();
                     match sets.get(x) {
                         Some(set) if !set.is_empty() => {
-                            write
-                                .cmd("HSET")
-                                .arg(xorb_key(x))
-                                .arg(id)
-                                .arg(record_value(id, set)?)
-                                .ignore();
+                            queue_holder_record(&mut write, x, id, set)?;
                             write.cmd("SADD").arg(&hkey).arg(hex).ignore();
                         }
                         _ => {

@@ -20,18 +20,15 @@ pub async fn announce_then_lookup(b: Backend) {
     assert_eq!(r.interval_secs, TTL_SECS / 3);
     assert!(r.resync, "first announce of a peer asks for its full list");
 
-    assert_eq!(env.holders(1, 2, 5).await, ["edge-1"]);
-    assert_eq!(env.holders(1, 0, 10).await, ["edge-1"]);
-    assert!(
-        env.holders(1, 5, 11).await.is_empty(),
-        "range not fully held"
-    );
-    assert!(
-        env.holders(2, 3, 10).await.is_empty(),
-        "gap between held ranges"
-    );
-    assert_eq!(env.holders(2, 9, 12).await, ["edge-1"]);
-    assert!(env.holders(3, 0, 1).await.is_empty(), "unknown xorb");
+    env.check_holders(&[
+        (1, 2, 5, &["edge-1"], "inside a held range"),
+        (1, 0, 10, &["edge-1"], "a whole held range"),
+        (1, 5, 11, &[], "range not fully held"),
+        (2, 3, 10, &[], "gap between held ranges"),
+        (2, 9, 12, &["edge-1"], "inside the second range"),
+        (3, 0, 1, &[], "unknown xorb"),
+    ])
+    .await;
 
     let r = env.lookup(&one_lookup(1, 0, 1)).await;
     let info = &r.peers["edge-1"];
@@ -56,9 +53,12 @@ pub async fn deltas_add_and_remove_ranges(b: Backend) {
         .announce(&delta(p.clone(), vec![], vec![holding(1, &[(40, 60)])]))
         .await;
     assert_eq!(r.held_xorbs, 1);
-    assert_eq!(env.holders(1, 0, 40).await, ["client-1"]);
-    assert!(env.holders(1, 30, 50).await.is_empty());
-    assert_eq!(env.holders(1, 60, 100).await, ["client-1"]);
+    env.check_holders(&[
+        (1, 0, 40, &["client-1"], "left of the removed piece"),
+        (1, 30, 50, &[], "across the removed piece"),
+        (1, 60, 100, &["client-1"], "right of the removed piece"),
+    ])
+    .await;
     // Add it back plus a new xorb: merged again.
     let r = env
         .announce(&delta(
@@ -98,16 +98,13 @@ pub async fn full_list_replaces_holdings(b: Backend) {
         ))
         .await;
     assert_eq!(r.held_xorbs, 2);
-    assert!(
-        env.holders(1, 0, 1).await.is_empty(),
-        "xorb 1 was dropped from the list"
-    );
-    assert!(
-        env.holders(2, 0, 5).await.is_empty(),
-        "xorb 2's ranges were replaced"
-    );
-    assert_eq!(env.holders(2, 5, 8).await, ["edge-9"]);
-    assert_eq!(env.holders(3, 0, 1).await, ["edge-9"]);
+    env.check_holders(&[
+        (1, 0, 1, &[], "xorb 1 was dropped from the list"),
+        (2, 0, 5, &[], "xorb 2's ranges were replaced"),
+        (2, 5, 8, &["edge-9"], "xorb 2's new range"),
+        (3, 0, 1, &["edge-9"], "the new xorb"),
+    ])
+    .await;
     // Duplicate entries of one xorb in a full list are merged.
     let r = env
         .announce(&full(p, vec![holding(4, &[(0, 2)]), holding(4, &[(2, 4)])]))
@@ -264,14 +261,7 @@ fn sample_manifest() -> api::Manifest {
 pub async fn manifest_round_trip(b: Backend) {
     let env = Env::start(b).await;
     let m = sample_manifest();
-    let (status, _) = env
-        .call(
-            Method::PUT,
-            "/v1/manifests/org/model/main",
-            Some(&m),
-            Some(TOKEN),
-        )
-        .await;
+    let (status, _) = env.put("/v1/manifests/org/model/main", &m).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let got: api::Manifest = env
         .ok(Method::GET, "/v1/manifests/org/model/main", None::<&()>)
@@ -281,14 +271,7 @@ pub async fn manifest_round_trip(b: Backend) {
     let mut m2 = m.clone();
     m2.commit = "f".repeat(40);
     m2.files.truncate(1);
-    let (status, _) = env
-        .call(
-            Method::PUT,
-            "/v1/manifests/org/model/refs/pr/1",
-            Some(&m2),
-            Some(TOKEN),
-        )
-        .await;
+    let (status, _) = env.put("/v1/manifests/org/model/refs/pr/1", &m2).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let got: api::Manifest = env
         .ok(
@@ -303,25 +286,12 @@ pub async fn manifest_round_trip(b: Backend) {
         .await;
     assert_eq!(got, m);
     // PUT replaces.
-    env.call(
-        Method::PUT,
-        "/v1/manifests/org/model/main",
-        Some(&m2),
-        Some(TOKEN),
-    )
-    .await;
+    env.put("/v1/manifests/org/model/main", &m2).await;
     let got: api::Manifest = env
         .ok(Method::GET, "/v1/manifests/org/model/main", None::<&()>)
         .await;
     assert_eq!(got, m2);
-    let (status, body) = env
-        .call(
-            Method::GET,
-            "/v1/manifests/org/other/main",
-            None::<&()>,
-            None,
-        )
-        .await;
+    let (status, body) = env.get("/v1/manifests/org/other/main").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         body["error"]
@@ -351,9 +321,7 @@ fn report(upstream: u64, peers: u64) -> api::ReportRequest {
 pub async fn reports_are_summed(b: Backend) {
     let env = Env::start(b).await;
     for r in [report(1000, 5), report(24, 7)] {
-        let (status, body) = env
-            .call(Method::POST, "/v1/reports", Some(&r), Some(TOKEN))
-            .await;
+        let (status, body) = env.post("/v1/reports", &r).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
     let s = env.stats().await;
@@ -367,42 +335,18 @@ pub async fn reports_are_summed(b: Backend) {
             upstream: 1024
         }
     );
-    let metrics = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("zest_tracker_report_bytes_total{source=\"upstream\"} 1024"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("zest_tracker_reports_total 2"),
-        "{metrics}"
-    );
+    env.assert_metrics(&[
+        "zest_tracker_report_bytes_total{source=\"upstream\"} 1024",
+        "zest_tracker_reports_total 2",
+    ])
+    .await;
 }
 
 pub async fn restart_durability_and_rebuild(b: Backend) {
     let mut env = Env::start(b).await;
     let m = sample_manifest();
-    env.call(
-        Method::PUT,
-        "/v1/manifests/org/model/main",
-        Some(&m),
-        Some(TOKEN),
-    )
-    .await;
-    env.call(
-        Method::POST,
-        "/v1/reports",
-        Some(&report(100, 0)),
-        Some(TOKEN),
-    )
-    .await;
+    env.put("/v1/manifests/org/model/main", &m).await;
+    env.post("/v1/reports", &report(100, 0)).await;
     let e = peer("edge-1", Role::Edge, "", 0);
     env.announce(&full(e.clone(), vec![holding(1, &[(0, 10)])]))
         .await;
@@ -428,14 +372,7 @@ pub async fn restart_durability_and_rebuild(b: Backend) {
         assert_eq!(got, m, "manifests live in PostgreSQL");
         assert_eq!(env.stats().await.reports, 1, "reports live in PostgreSQL");
     } else {
-        let (status, _) = env
-            .call(
-                Method::GET,
-                "/v1/manifests/org/model/main",
-                None::<&()>,
-                None,
-            )
-            .await;
+        let (status, _) = env.get("/v1/manifests/org/model/main").await;
         assert_eq!(
             status,
             StatusCode::NOT_FOUND,
@@ -538,28 +475,10 @@ pub async fn auth_refusals(b: Backend) {
         .call(Method::POST, "/v1/lookup", Some(&one_lookup(1, 0, 1)), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = env
-        .call(
-            Method::POST,
-            "/v1/lookup",
-            Some(&one_lookup(1, 0, 1)),
-            Some(TOKEN),
-        )
-        .await;
+    let (status, _) = env.post("/v1/lookup", &one_lookup(1, 0, 1)).await;
     assert_eq!(status, StatusCode::OK);
-    let metrics = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("zest_tracker_auth_failures_total 4"),
-        "{metrics}"
-    );
+    env.assert_metrics(&["zest_tracker_auth_failures_total 4"])
+        .await;
 }
 
 async fn expect_400(env: &Env, path: &str, body: &str, needle: &str) {
@@ -582,121 +501,78 @@ pub async fn bad_input_gets_400(b: Backend) {
     .await;
     let h = xorb(1).to_string();
     let peer_json = r#"{"id":"p1","addr":"127.0.0.1:1","role":"edge"}"#;
-    expect_400(&env, "/v1/lookup", "{not json", "invalid JSON").await;
-    expect_400(&env, "/v1/lookup", "", "invalid JSON").await;
-    expect_400(
-        &env,
-        "/v1/lookup",
-        r#"{"items":[{"hash":"abc","range":{"start":0,"end":1}}]}"#,
-        "64 hex",
-    )
-    .await;
+    let lookup = |items: &str| format!(r#"{{"items":[{items}]}}"#);
+    let item = |hash: &str, start: i64, end: i64| {
+        format!(r#"{{"hash":"{hash}","range":{{"start":{start},"end":{end}}}}}"#)
+    };
+    let announce = |rest: &str| format!(r#"{{"peer":{peer_json},{rest}}}"#);
     let bad_digit = format!("{}g", &h[..63]);
-    expect_400(
-        &env,
-        "/v1/lookup",
-        &format!(r#"{{"items":[{{"hash":"{bad_digit}","range":{{"start":0,"end":1}}}}]}}"#),
-        "hex digit",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/lookup",
-        &format!(r#"{{"items":[{{"hash":"{h}","range":{{"start":5,"end":5}}}}]}}"#),
-        "items[0].range",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/lookup",
-        &format!(r#"{{"items":[{{"hash":"{h}","range":{{"start":-1,"end":5}}}}]}}"#),
-        "invalid JSON",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/lookup",
-        &format!(r#"{{"limit":0,"items":[{{"hash":"{h}","range":{{"start":0,"end":5}}}}]}}"#),
-        "limit",
-    )
-    .await;
-    let many: Vec<String> = (0..101)
-        .map(|_| format!(r#"{{"hash":"{h}","range":{{"start":0,"end":1}}}}"#))
-        .collect();
-    expect_400(
-        &env,
-        "/v1/lookup",
-        &format!(r#"{{"items":[{}]}}"#, many.join(",")),
-        "at most 100",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/announce",
-        &format!(
-            r#"{{"peer":{peer_json},"full":[{{"hash":"{h}","ranges":[{{"start":9,"end":3}}]}}]}}"#
+    let many = vec![item(&h, 0, 1); 101].join(",");
+    // (path, body, what the error message must mention)
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("/v1/lookup", "{not json".into(), "invalid JSON"),
+        ("/v1/lookup", String::new(), "invalid JSON"),
+        ("/v1/lookup", lookup(&item("abc", 0, 1)), "64 hex"),
+        ("/v1/lookup", lookup(&item(&bad_digit, 0, 1)), "hex digit"),
+        ("/v1/lookup", lookup(&item(&h, 5, 5)), "items[0].range"),
+        ("/v1/lookup", lookup(&item(&h, -1, 5)), "invalid JSON"),
+        (
+            "/v1/lookup",
+            format!(r#"{{"limit":0,"items":[{}]}}"#, item(&h, 0, 5)),
+            "limit",
         ),
-        "full[0].ranges[0]",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/announce",
-        &format!(r#"{{"peer":{peer_json},"full":[{{"hash":"{h}","ranges":[]}}]}}"#),
-        "empty",
-    )
-    .await;
-    expect_400(&env, "/v1/announce", &format!(r#"{{"peer":{peer_json},"full":[],"added":[{{"hash":"{h}","ranges":[{{"start":0,"end":1}}]}}]}}"#), "not both").await;
-    expect_400(
-        &env,
-        "/v1/announce",
-        r#"{"peer":{"id":"has space","addr":"a:1","role":"edge"}}"#,
-        "peer.id",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/announce",
-        r#"{"peer":{"id":"p","addr":"a:1","role":"boss"}}"#,
-        "invalid JSON",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/announce",
-        r#"{"peer":{"id":"p","addr":"","role":"edge"}}"#,
-        "peer.addr",
-    )
-    .await;
-    expect_400(
-        &env,
-        "/v1/reports",
-        r#"{"repo":"noslash","revision":"main"}"#,
-        "org/name",
-    )
-    .await;
+        ("/v1/lookup", lookup(&many), "at most 100"),
+        (
+            "/v1/announce",
+            announce(&format!(
+                r#""full":[{{"hash":"{h}","ranges":[{{"start":9,"end":3}}]}}]"#
+            )),
+            "full[0].ranges[0]",
+        ),
+        (
+            "/v1/announce",
+            announce(&format!(r#""full":[{{"hash":"{h}","ranges":[]}}]"#)),
+            "empty",
+        ),
+        (
+            "/v1/announce",
+            announce(&format!(
+                r#""full":[],"added":[{{"hash":"{h}","ranges":[{{"start":0,"end":1}}]}}]"#
+            )),
+            "not both",
+        ),
+        (
+            "/v1/announce",
+            r#"{"peer":{"id":"has space","addr":"a:1","role":"edge"}}"#.into(),
+            "peer.id",
+        ),
+        (
+            "/v1/announce",
+            r#"{"peer":{"id":"p","addr":"a:1","role":"boss"}}"#.into(),
+            "invalid JSON",
+        ),
+        (
+            "/v1/announce",
+            r#"{"peer":{"id":"p","addr":"","role":"edge"}}"#.into(),
+            "peer.addr",
+        ),
+        (
+            "/v1/reports",
+            r#"{"repo":"noslash","revision":"main"}"#.into(),
+            "org/name",
+        ),
+    ];
+    for (path, body, needle) in &cases {
+        expect_400(&env, path, body, needle).await;
+    }
     // Manifests: bad commit, escaping path.
     let mut m = sample_manifest();
     m.commit = "xyz".into();
-    let (status, resp) = env
-        .call(
-            Method::PUT,
-            "/v1/manifests/org/model/main",
-            Some(&m),
-            Some(TOKEN),
-        )
-        .await;
+    let (status, resp) = env.put("/v1/manifests/org/model/main", &m).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
     let mut m = sample_manifest();
     m.files[0].path = "../../etc/passwd".into();
-    let (status, resp) = env
-        .call(
-            Method::PUT,
-            "/v1/manifests/org/model/main",
-            Some(&m),
-            Some(TOKEN),
-        )
-        .await;
+    let (status, resp) = env.put("/v1/manifests/org/model/main", &m).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
     assert!(
         resp["error"]
@@ -705,12 +581,7 @@ pub async fn bad_input_gets_400(b: Backend) {
         "{resp}"
     );
     let (status, _) = env
-        .call(
-            Method::PUT,
-            "/v1/manifests/bad!org/model/main",
-            Some(&sample_manifest()),
-            Some(TOKEN),
-        )
+        .put("/v1/manifests/bad!org/model/main", &sample_manifest())
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Too large a body: 413 with a JSON error, before parsing.
@@ -719,9 +590,7 @@ pub async fn bad_input_gets_400(b: Backend) {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{resp}");
     assert!(resp["error"].is_string());
     // Unknown route: JSON 404.
-    let (status, resp) = env
-        .call(Method::GET, "/v2/nothing", None::<&()>, None)
-        .await;
+    let (status, resp) = env.get("/v2/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(resp["error"].is_string());
     // The tracker still works.
@@ -817,9 +686,9 @@ pub async fn batch_lookup_of_2000_xorbs(b: Backend) {
 
 pub async fn health_ready_metrics(b: Backend) {
     let env = Env::start(b).await;
-    let (status, _) = env.call(Method::GET, "/healthz", None::<&()>, None).await;
+    let (status, _) = env.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    let (status, body) = env.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let kind = if b == Backend::Embedded {
         "embedded"
@@ -829,21 +698,9 @@ pub async fn health_ready_metrics(b: Backend) {
     assert_eq!(body["store"], kind);
     assert_eq!(env.stats().await.store, kind);
     env.lookup(&one_lookup(1, 0, 1)).await;
-    let metrics = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("zest_tracker_http_requests_total{route=\"/v1/lookup\",status=\"2xx\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("zest_tracker_lookup_misses_total 1"),
-        "{metrics}"
-    );
+    env.assert_metrics(&[
+        "zest_tracker_http_requests_total{route=\"/v1/lookup\",status=\"2xx\"} 1",
+        "zest_tracker_lookup_misses_total 1",
+    ])
+    .await;
 }

@@ -90,17 +90,10 @@ async fn redis_killed_and_restarted_while_looking_up() {
             "lookups kept answering {status} with Redis dead"
         );
     }
-    let (status, _) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    let (status, _) = env.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // PostgreSQL-backed endpoints are not affected.
-    let (status, _) = env
-        .call(
-            Method::GET,
-            "/v1/manifests/org/model/main",
-            None::<&()>,
-            None,
-        )
-        .await;
+    let (status, _) = env.get("/v1/manifests/org/model/main").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     tokio::time::sleep(Duration::from_millis(700)).await;
 
@@ -130,7 +123,7 @@ async fn redis_killed_and_restarted_while_looking_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(env.holders(1, 0, 10).await, ["edge-1"]);
-    let (status, _) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    let (status, _) = env.get("/readyz").await;
     assert_eq!(status, StatusCode::OK);
     let ok_before = ok.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -359,6 +352,6 @@ async fn old_layout_and_corrupt_records_are_ignored() {
     let ids: Vec<String> = env.peers().await.peers.into_iter().map(|p| p.id).collect();
     assert_eq!(ids, ["edge-1"], "old-layout peers are not listed");
     assert_eq!(env.stats().await.peers, 1);
-    let (status, _) = env.call(Method::GET, "/readyz", None::<&()>, None).await;
+    let (status, _) = env.get("/readyz").await;
     assert_eq!(status, StatusCode::OK);
 }

@@ -400,6 +400,40 @@ impl Env {
         (status, v)
     }
 
+    /// Asserts that the `/metrics` page holds every one of `lines`.
+    pub async fn assert_metrics(&self, lines: &[&str]) {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        for line in lines {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+    }
+
+    /// A PUT of `body` with the test token: the status and the JSON body (Null if none).
+    pub async fn put(&self, path: &str, body: &impl Serialize) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body), Some(TOKEN))
+            .await
+    }
+
+    /// A POST of `body` with the test token: the status and the JSON body (Null if none).
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body), Some(TOKEN))
+            .await
+    }
+
+    /// An unauthenticated GET: the status and the JSON body (Null if none).
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None::<&()>, None)
+            .await
+    }
+
     pub async fn post_raw(
         &self,
         path: &str,
@@ -446,6 +480,18 @@ impl Env {
         let r = self.lookup(&one_lookup(i, s, e)).await;
         assert_eq!(r.results.len(), 1);
         r.results[0].peers.clone()
+    }
+
+    /// One-item lookups: each `(xorb, start, end, holders, why)` must answer exactly `holders`,
+    /// best first.
+    pub async fn check_holders(&self, cases: &[(u64, u32, u32, &[&str], &str)]) {
+        for &(i, s, e, want, why) in cases {
+            assert_eq!(
+                self.holders(i, s, e).await,
+                want,
+                "xorb {i} chunks {s}..{e}: {why}"
+            );
+        }
     }
 
     pub async fn stats(&self) -> api::StatsResponse {

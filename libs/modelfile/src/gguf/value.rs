@@ -165,6 +165,25 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// A scalar or string as JSON (`f32` widened to `f64`); `None` for an array.
+    pub fn scalar_json(&self) -> Option<serde_json::Value> {
+        Some(match *self {
+            Value::U8(x) => x.into(),
+            Value::I8(x) => x.into(),
+            Value::U16(x) => x.into(),
+            Value::I16(x) => x.into(),
+            Value::U32(x) => x.into(),
+            Value::I32(x) => x.into(),
+            Value::U64(x) => x.into(),
+            Value::I64(x) => x.into(),
+            Value::F32(x) => f64::from(x).into(),
+            Value::F64(x) => x.into(),
+            Value::Bool(x) => x.into(),
+            Value::String(s) => s.into(),
+            Value::Array(_) => return None,
+        })
+    }
+
     pub fn as_str(&self) -> Option<&'a str> {
         match *self {
             Value::String(s) => Some(s),

@@ -84,25 +84,7 @@ fn flat_json(v: &Value<'_>, out: &mut Vec<Json>) {
                 flat_json(&item.expect("array element decodes"), out);
             }
         }
-        other => out.push(scalar_json(other)),
-    }
-}
-
-fn scalar_json(v: &Value<'_>) -> Json {
-    match *v {
-        Value::U8(x) => x.into(),
-        Value::I8(x) => x.into(),
-        Value::U16(x) => x.into(),
-        Value::I16(x) => x.into(),
-        Value::U32(x) => x.into(),
-        Value::I32(x) => x.into(),
-        Value::U64(x) => x.into(),
-        Value::I64(x) => x.into(),
-        Value::F32(x) => f64::from(x).into(),
-        Value::F64(x) => x.into(),
-        Value::Bool(x) => x.into(),
-        Value::String(s) => s.into(),
-        Value::Array(_) => unreachable!("arrays are flattened"),
+        other => out.push(other.scalar_json().expect("a scalar")),
     }
 }
 
@@ -157,7 +139,7 @@ fn gguf_agrees_with_gguf_reader() {
                     flat_json(&entry.value, &mut leaves);
                     Json::Array(leaves)
                 }
-                scalar => scalar_json(scalar),
+                scalar => scalar.scalar_json().expect("a scalar"),
             };
             assert_eq!(value, field["value"], "{name}: {key} value");
         }

@@ -154,8 +154,7 @@ fn parse(frame: &[u8], make_bytes: &dyn Fn(&[u8]) -> Bytes) -> Result<Frame, Fra
             let capabilities = Capabilities(r.u32("capabilities")?);
             let max_frame_len = r.u32("max_frame_len")?;
             let max_in_flight = r.u16("max_in_flight")?;
-            let n = r.u8("peer_id_len")? as usize;
-            let peer_id = r.string("peer_id", n)?;
+            let peer_id = r.string_u8("peer_id_len", "peer_id")?;
             Frame::Handshake(Handshake {
                 max_version,
                 role,
@@ -193,8 +192,7 @@ fn parse(frame: &[u8], make_bytes: &dyn Fn(&[u8]) -> Bytes) -> Result<Frame, Fra
                 return Err(invalid(ty, "flags", "unknown flag bits"));
             }
             let upstream = if flags & REQUEST_FLAG_UPSTREAM != 0 {
-                let n = r.u16("url_len")? as usize;
-                let url = r.string("url", n)?;
+                let url = r.string_u16("url_len", "url")?;
                 let byte_start = r.u64("byte_start")?;
                 let byte_end = r.u64("byte_end")?;
                 Some(Upstream {
@@ -250,8 +248,7 @@ fn parse(frame: &[u8], make_bytes: &dyn Fn(&[u8]) -> Bytes) -> Result<Frame, Fra
         FrameType::Error => {
             let request_id = r.u32("request_id")?;
             let code = ErrorCode(r.u16("code")?);
-            let n = r.u16("message_len")? as usize;
-            let message = r.string("message", n)?;
+            let message = r.string_u16("message_len", "message")?;
             Frame::Error(ErrorFrame {
                 request_id,
                 code,
@@ -266,8 +263,7 @@ fn parse(frame: &[u8], make_bytes: &dyn Fn(&[u8]) -> Bytes) -> Result<Frame, Fra
             r.need(n * 2, "peers")?;
             let mut peers = Vec::with_capacity(n);
             for _ in 0..n {
-                let len = r.u8("peer_addr_len")? as usize;
-                peers.push(r.string("peer_addr", len)?);
+                peers.push(r.string_u8("peer_addr_len", "peer_addr")?);
             }
             Frame::PeerExchange(PeerExchange { xorb, peers })
         }
@@ -339,6 +335,26 @@ impl<'a> Reader<'a> {
 
     fn hash(&mut self, field: &'static str) -> Result<MerkleHash, FrameError> {
         Ok(MerkleHash::from_bytes(self.array(field)?))
+    }
+
+    /// A UTF-8 string preceded by its `u8` length (field `len_field`).
+    fn string_u8(
+        &mut self,
+        len_field: &'static str,
+        field: &'static str,
+    ) -> Result<String, FrameError> {
+        let n = self.u8(len_field)? as usize;
+        self.string(field, n)
+    }
+
+    /// A UTF-8 string preceded by its `u16` length (field `len_field`).
+    fn string_u16(
+        &mut self,
+        len_field: &'static str,
+        field: &'static str,
+    ) -> Result<String, FrameError> {
+        let n = self.u16(len_field)? as usize;
+        self.string(field, n)
     }
 
     fn string(&mut self, field: &'static str, n: usize) -> Result<String, FrameError> {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use xet::MerkleHash;
+use xet::{CompressionPolicy, MerkleHash, SerializedXorb, XorbBuilder};
 
 /// Path of a file under `tests/data/`.
 pub fn path(name: &str) -> PathBuf {
@@ -25,21 +25,8 @@ pub fn json(name: &str) -> Value {
     serde_json::from_slice(&bytes(name)).unwrap_or_else(|e| panic!("parsing {name}: {e}"))
 }
 
-/// splitmix64 bytes, as xet-core's `create_random_data` and zig-xet's `createRandomData`.
-pub fn splitmix_data(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        out.extend_from_slice(&z.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
+/// splitmix64 bytes, as xet-core's `create_random_data` (the one generator, in the testkit).
+pub use zest_testkit::splitmix_data;
 
 /// The input a vector's `generator` object describes.
 pub fn generate(generator: &Value) -> Vec<u8> {
@@ -96,4 +83,34 @@ pub fn unhex32(s: &str) -> [u8; 32] {
 fn splitmix_sanity() {
     let d = splitmix_data(1_000_000, 0);
     assert_eq!((d[0], d[127], d[111_111]), (175, 132, 118));
+}
+
+/// The three chunks of `xorb_small.json` and `shard_small.json`.
+pub fn small_chunks() -> Vec<Vec<u8>> {
+    vec![
+        b"Hello World!".to_vec(),
+        (0..4096u32).map(|i| (i % 7) as u8).collect(),
+        (0..250u32)
+            .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
+            .collect(),
+    ]
+}
+
+/// A xorb of `chunks` built with `policy`.
+pub fn build_xorb(chunks: &[Vec<u8>], policy: CompressionPolicy) -> SerializedXorb {
+    let mut b = XorbBuilder::new().with_policy(policy);
+    for c in chunks {
+        b.add_chunk(c).expect("chunk fits");
+    }
+    b.finish()
+}
+
+/// Calls `check(file, prefix)` for every proper prefix (`0..len` bytes) of each vector file.
+pub fn each_prefix(files: &[&str], mut check: impl FnMut(&str, &[u8])) {
+    for file in files {
+        let bytes = bytes(file);
+        for cut in 0..bytes.len() {
+            check(file, &bytes[..cut]);
+        }
+    }
 }

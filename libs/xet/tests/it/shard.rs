@@ -5,30 +5,19 @@ use proptest::prelude::*;
 use xet::shard::{ShardMeta, SHARD_FOOTER_SIZE};
 use xet::{
     CompressionPolicy, CompressionScheme, FileDataSequenceEntry, FileInfo, MerkleHash, Shard,
-    ShardError, XorbBuilder, XorbChunkEntry, XorbInfo,
+    ShardError, XorbChunkEntry, XorbInfo,
 };
 
 use crate::data;
-
-fn small_chunks() -> Vec<Vec<u8>> {
-    vec![
-        b"Hello World!".to_vec(),
-        (0..4096u32).map(|i| (i % 7) as u8).collect(),
-        (0..250u32)
-            .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
-            .collect(),
-    ]
-}
 
 /// The shard of `shard_small.json` built from scratch: one file (the 3 chunks, one term, with
 /// verification and SHA-256) and one xorb.
 fn expected_shard() -> Shard {
     let v = data::json("shard_small.json");
-    let mut b = XorbBuilder::new().with_policy(CompressionPolicy::Fixed(CompressionScheme::None));
-    for c in small_chunks() {
-        b.add_chunk(&c).expect("fits");
-    }
-    let x = b.finish();
+    let x = data::build_xorb(
+        &data::small_chunks(),
+        CompressionPolicy::Fixed(CompressionScheme::None),
+    );
     assert_eq!(x.hash, data::hash(&v["xorb_hash"]));
     let verification = xet::hash::range_hash(&x.footer.chunk_hashes);
     Shard {
@@ -112,15 +101,14 @@ fn shard_small_full_form_byte_exact() {
 
 #[test]
 fn truncated_shards_at_every_prefix_are_errors() {
-    for name in [
+    let files = [
         "shard_small_upload_no_footer.bin",
         "shard_small_with_footer.bin",
-    ] {
-        let bytes = data::bytes(name);
-        for cut in 0..bytes.len() {
-            assert!(Shard::parse(&bytes[..cut]).is_err(), "{name} cut at {cut}");
-        }
-    }
+    ];
+    data::each_prefix(&files, |name, prefix| {
+        let cut = prefix.len();
+        assert!(Shard::parse(prefix).is_err(), "{name} cut at {cut}");
+    });
 }
 
 #[test]

@@ -13,17 +13,6 @@ use xet::{ChunkHeader, CompressionPolicy, CompressionScheme, XorbBuilder, XorbEr
 
 use crate::data;
 
-/// The three chunks of `xorb_small.json`.
-fn small_chunks() -> Vec<Vec<u8>> {
-    vec![
-        b"Hello World!".to_vec(),
-        (0..4096u32).map(|i| (i % 7) as u8).collect(),
-        (0..250u32)
-            .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
-            .collect(),
-    ]
-}
-
 fn policy(name: &str) -> CompressionPolicy {
     match name {
         "auto" => CompressionPolicy::Auto,
@@ -32,14 +21,6 @@ fn policy(name: &str) -> CompressionPolicy {
         "bg4-lz4" => CompressionPolicy::Fixed(CompressionScheme::ByteGrouping4Lz4),
         other => panic!("unknown compression {other}"),
     }
-}
-
-fn build(chunks: &[Vec<u8>], policy: CompressionPolicy) -> xet::SerializedXorb {
-    let mut b = XorbBuilder::new().with_policy(policy);
-    for c in chunks {
-        b.add_chunk(c).expect("chunk fits");
-    }
-    b.finish()
 }
 
 #[test]
@@ -108,7 +89,7 @@ fn lz4_frame_vectors_decode_and_our_frames_round_trip() {
 #[test]
 fn xorb_small_vectors_parse_byte_exact() {
     let v = data::json("xorb_small.json");
-    let chunks = small_chunks();
+    let chunks = data::small_chunks();
     let all = chunks.concat();
     let xorb_hash = data::hash(&v["xorb_hash"]);
     let chunk_hashes: Vec<_> = data::array(&v["chunks"])
@@ -207,11 +188,11 @@ fn xorb_small_vectors_parse_byte_exact() {
 #[test]
 fn xorb_small_vectors_reserialize_byte_exact() {
     let v = data::json("xorb_small.json");
-    let chunks = small_chunks();
+    let chunks = data::small_chunks();
     for s in data::array(&v["serializations"]) {
         let file = data::string(&s["file"]);
         let bytes = data::bytes(file);
-        let x = build(&chunks, policy(data::string(&s["compression_requested"])));
+        let x = data::build_xorb(&chunks, policy(data::string(&s["compression_requested"])));
         assert_eq!(x.hash, data::hash(&v["xorb_hash"]));
         let ours = if s["footer"].as_bool().expect("bool") {
             x.to_bytes_with_footer()
@@ -275,12 +256,60 @@ fn chunk_byte_ranges_address_standalone_record_runs() {
     assert_eq!(r.chunk_byte_range(3..7).expect("in range"), (s, e));
 }
 
+#[test]
+fn build_then_read_with_and_without_footer() {
+    for policy in [
+        CompressionPolicy::Auto,
+        CompressionPolicy::Fixed(CompressionScheme::None),
+        CompressionPolicy::Fixed(CompressionScheme::Lz4),
+        CompressionPolicy::Fixed(CompressionScheme::ByteGrouping4Lz4),
+    ] {
+        let x = data::build_xorb(&data::small_chunks(), policy);
+        let all: Vec<u8> = data::small_chunks().concat();
+        for bytes in [x.data.clone(), x.to_bytes_with_footer()] {
+            let r = XorbReader::new(&bytes).expect("valid");
+            assert_eq!(r.num_chunks(), 3);
+            let mut out = Vec::new();
+            r.decode_range(0..3, &mut out).expect("decode");
+            assert_eq!(out, all);
+            assert_eq!(r.compute_hash().expect("hash"), x.hash);
+            assert_eq!(r.chunk_region(), &x.data[..]);
+        }
+        let with_footer = x.to_bytes_with_footer();
+        let r = XorbReader::new(&with_footer).expect("valid");
+        assert_eq!(r.footer(), Some(&x.footer));
+    }
+}
+
+#[test]
+fn v0_footer_is_accepted() {
+    let x = data::build_xorb(&data::small_chunks(), CompressionPolicy::default());
+    let mut bytes = x.data.clone();
+    let start = bytes.len();
+    bytes.extend_from_slice(xet::chunk::FOOTER_IDENT);
+    bytes.push(0);
+    bytes.extend_from_slice(x.hash.as_bytes());
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    for o in &x.footer.chunk_boundary_offsets {
+        bytes.extend_from_slice(&o.to_le_bytes());
+    }
+    for h in &x.footer.chunk_hashes {
+        bytes.extend_from_slice(h.as_bytes());
+    }
+    bytes.extend_from_slice(&[0u8; 16]);
+    let info_len = (bytes.len() - start) as u32;
+    assert_eq!(info_len, 60 + 36 * 3);
+    bytes.extend_from_slice(&info_len.to_le_bytes());
+    let r = XorbReader::new(&bytes).expect("V0 accepted");
+    assert_eq!(r.footer(), Some(&x.footer));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malformed inputs: typed errors, never panics.
 
 fn with_footer_sample() -> Vec<u8> {
-    build(
-        &small_chunks(),
+    data::build_xorb(
+        &data::small_chunks(),
         CompressionPolicy::Fixed(CompressionScheme::Lz4),
     )
     .to_bytes_with_footer()
@@ -288,23 +317,21 @@ fn with_footer_sample() -> Vec<u8> {
 
 #[test]
 fn truncated_xorbs_at_every_prefix_are_errors_or_shorter_valid_xorbs() {
-    for file in [
+    let files = [
         "xorb_small_bg4-lz4_with_footer.bin",
         "xorb_small_lz4_no_footer.bin",
-    ] {
-        let bytes = data::bytes(file);
-        for cut in 0..bytes.len() {
-            let prefix = &bytes[..cut];
-            // A cut exactly at a record boundary is a valid shorter xorb.
-            if let Ok(r) = XorbReader::new(prefix) {
-                assert_eq!(r.chunk_region().len(), cut, "{file} cut {cut}");
-                assert!(r.footer().is_none(), "{file} cut {cut}");
-                let mut out = Vec::new();
-                r.decode_range(0..r.num_chunks(), &mut out)
-                    .expect("complete records decode");
-            }
+    ];
+    data::each_prefix(&files, |file, prefix| {
+        let cut = prefix.len();
+        // A cut exactly at a record boundary is a valid shorter xorb.
+        if let Ok(r) = XorbReader::new(prefix) {
+            assert_eq!(r.chunk_region().len(), cut, "{file} cut {cut}");
+            assert!(r.footer().is_none(), "{file} cut {cut}");
+            let mut out = Vec::new();
+            r.decode_range(0..r.num_chunks(), &mut out)
+                .expect("complete records decode");
         }
-    }
+    });
 }
 
 #[test]
@@ -392,8 +419,8 @@ fn corrupted_lz4_payloads_are_errors_not_panics() {
 #[test]
 fn bad_footers_are_errors() {
     let good = with_footer_sample();
-    let x = build(
-        &small_chunks(),
+    let x = data::build_xorb(
+        &data::small_chunks(),
         CompressionPolicy::Fixed(CompressionScheme::Lz4),
     );
     let start = x.data.len();
@@ -538,7 +565,7 @@ proptest! {
         footer in any::<bool>(),
         range_seed in any::<(u32, u32)>(),
     ) {
-        let x = build(&chunks, policy);
+        let x = data::build_xorb(&chunks, policy);
         let bytes = if footer { x.to_bytes_with_footer() } else { x.data.clone() };
         let r = XorbReader::new(&bytes).expect("valid");
         prop_assert_eq!(r.num_chunks() as usize, chunks.len());

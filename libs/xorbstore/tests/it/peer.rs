@@ -89,6 +89,35 @@ async fn start_on(
     }
 }
 
+/// A server (`config`) holding all of `x`, on `listener`.
+async fn serving_on(listener: TcpListener, config: PeerServerConfig, x: &TestXorb) -> Running {
+    start_on(listener, config, |s| {
+        s.insert(
+            &x.hash(),
+            0..x.n(),
+            &x.xorb.data,
+            &Expectation::whole_xorb(),
+        )
+        .unwrap();
+    })
+    .await
+}
+
+/// A server (`config`) holding all of `x`, on a loopback port.
+async fn serving(config: PeerServerConfig, x: &TestXorb) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serving_on(listener, config, x).await
+}
+
+impl Running {
+    /// A plain-TCP client of this server.
+    async fn client(&self) -> PeerClient {
+        PeerClient::connect(self.addr, client_config())
+            .await
+            .unwrap()
+    }
+}
+
 fn client_config() -> PeerClientConfig {
     PeerClientConfig::new("test-client", Role::Client)
 }
@@ -113,11 +142,7 @@ async fn round_trip_of_sub_ranges_pipelined() {
             .unwrap();
     })
     .await;
-    let client = Arc::new(
-        PeerClient::connect(srv.addr, client_config())
-            .await
-            .unwrap(),
-    );
+    let client = Arc::new(srv.client().await);
     assert_eq!(client.peer().peer_id, "edge-1");
     assert!(client.peer().capabilities.contains(Capabilities::SERVE));
     let ranges: Vec<(u32, u32)> = vec![
@@ -176,14 +201,8 @@ async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(
 async fn not_found_and_wrong_hashes_keep_the_connection_usable() {
     let x = make_xorb(3, 6, 8_000);
     let xh = x.hash();
-    let srv = start(PeerServerConfig::new("seed-1", Role::Seed), |s| {
-        s.insert(&xh, 0..6, &x.xorb.data, &Expectation::whole_xorb())
-            .unwrap();
-    })
-    .await;
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
+    let srv = serving(PeerServerConfig::new("seed-1", Role::Seed), &x).await;
+    let client = srv.client().await;
     let missing = MerkleHash::from_bytes([7; 32]);
     assert!(matches!(
         client.fetch(&missing, 0..1, None).await,
@@ -232,11 +251,7 @@ async fn tls_round_trip() {
     let xh = x.hash();
     let mut cfg = PeerServerConfig::new("edge-tls", Role::Edge);
     cfg.tls = Some(server_tls);
-    let srv = start(cfg, |s| {
-        s.insert(&xh, 0..10, &x.xorb.data, &Expectation::whole_xorb())
-            .unwrap();
-    })
-    .await;
+    let srv = serving(cfg, &x).await;
     let client =
         PeerClient::connect_tls(srv.addr, "localhost", client_tls.clone(), client_config())
             .await
@@ -318,11 +333,7 @@ async fn malicious_clients_get_an_error_frame_and_a_closed_connection() {
     let xh = x.hash();
     let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
     cfg.handshake_timeout = Duration::from_millis(300);
-    let srv = start(cfg, |s| {
-        s.insert(&xh, 0..4, &x.xorb.data, &Expectation::whole_xorb())
-            .unwrap();
-    })
-    .await;
+    let srv = serving(cfg, &x).await;
 
     let mut oversized = 0xFFFF_FFF0u32.to_le_bytes().to_vec();
     oversized.extend_from_slice(&[1, 3]);
@@ -418,9 +429,7 @@ async fn malicious_clients_get_an_error_frame_and_a_closed_connection() {
     assert!(matches!(frames.first(), Some(Frame::Handshake(_))));
 
     // The server is still up and serving.
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
+    let client = srv.client().await;
     assert_eq!(
         &client.fetch(&xh, 1..3, None).await.unwrap()[..],
         x.bytes(1..3)
@@ -516,6 +525,29 @@ impl UpstreamFetcher for FakeUpstream {
     }
 }
 
+impl FakeUpstream {
+    /// An edge's config whose upstream hook serves `x` (corrupted when `corrupt`), and the hook.
+    fn edge(x: &Arc<TestXorb>, corrupt: bool) -> (PeerServerConfig, Arc<FakeUpstream>) {
+        let up = Arc::new(FakeUpstream {
+            xorb: x.clone(),
+            calls: AtomicUsize::new(0),
+            corrupt,
+        });
+        let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
+        cfg.upstream = Some(up.clone());
+        (cfg, up)
+    }
+}
+
+/// Options for fetching chunks `r` of `x` with their upstream hint and expected hashes.
+fn hinted(x: &TestXorb, r: Range<u32>) -> FetchOptions {
+    FetchOptions {
+        upstream: Some(hint_for(x, r.clone())),
+        chunk_hashes: Some(x.hashes(r)),
+        timeout: None,
+    }
+}
+
 fn hint_for(x: &TestXorb, r: Range<u32>) -> Upstream {
     let (s, e) = x.xorb.chunk_byte_range(r).unwrap();
     Upstream {
@@ -528,21 +560,11 @@ fn hint_for(x: &TestXorb, r: Range<u32>) -> Upstream {
 #[tokio::test]
 async fn upstream_hook_is_called_once_for_ten_concurrent_misses() {
     let x = Arc::new(make_xorb(7, 12, 10_000));
-    let up = Arc::new(FakeUpstream {
-        xorb: x.clone(),
-        calls: AtomicUsize::new(0),
-        corrupt: false,
-    });
-    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
-    cfg.upstream = Some(up.clone());
+    let (cfg, up) = FakeUpstream::edge(&x, false);
     let srv = start(cfg, |_| {}).await;
     let r = 2..9;
     // Five pipelined on one connection, five on their own connections.
-    let shared = Arc::new(
-        PeerClient::connect(srv.addr, client_config())
-            .await
-            .unwrap(),
-    );
+    let shared = Arc::new(srv.client().await);
     assert!(shared
         .peer()
         .capabilities
@@ -554,11 +576,7 @@ async fn upstream_hook_is_called_once_for_ten_concurrent_misses() {
         let addr = srv.addr;
         let r = r.clone();
         handles.push(tokio::spawn(async move {
-            let opts = FetchOptions {
-                upstream: Some(hint_for(&x, r.clone())),
-                chunk_hashes: Some(x.hashes(r.clone())),
-                timeout: None,
-            };
+            let opts = hinted(&x, r.clone());
             let got = if i % 2 == 0 {
                 shared.fetch_with(&x.hash(), r.clone(), opts).await
             } else {
@@ -595,22 +613,10 @@ async fn upstream_hook_is_called_once_for_ten_concurrent_misses() {
 #[tokio::test]
 async fn corrupt_upstream_bytes_are_neither_served_nor_kept() {
     let x = Arc::new(make_xorb(8, 6, 10_000));
-    let up = Arc::new(FakeUpstream {
-        xorb: x.clone(),
-        calls: AtomicUsize::new(0),
-        corrupt: true,
-    });
-    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
-    cfg.upstream = Some(up.clone());
+    let (cfg, _up) = FakeUpstream::edge(&x, true);
     let srv = start(cfg, |_| {}).await;
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
-    let opts = FetchOptions {
-        upstream: Some(hint_for(&x, 0..6)),
-        chunk_hashes: Some(x.hashes(0..6)),
-        timeout: None,
-    };
+    let client = srv.client().await;
+    let opts = hinted(&x, 0..6);
     match client.fetch_with(&x.hash(), 0..6, opts).await {
         Err(PeerError::Remote { code, .. }) => assert_eq!(code, ErrorCode::VERIFICATION_FAILED),
         other => panic!("{other:?}"),
@@ -626,14 +632,8 @@ async fn request_timeout_cancels_and_the_connection_stays_usable() {
     let xh = x.hash();
     let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
     cfg.upstream = Some(Arc::new(Stalled));
-    let srv = start(cfg, |s| {
-        s.insert(&xh, 0..4, &x.xorb.data, &Expectation::whole_xorb())
-            .unwrap();
-    })
-    .await;
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
+    let srv = serving(cfg, &x).await;
+    let client = srv.client().await;
     let opts = FetchOptions {
         upstream: Some(Upstream {
             url: "http://u/x".into(),
@@ -658,9 +658,7 @@ async fn request_timeout_cancels_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn shutdown_closes_connections_and_serve_returns() {
     let srv = start(PeerServerConfig::new("edge-1", Role::Edge), |_| {}).await;
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
+    let client = srv.client().await;
     srv.shutdown().await;
     // The server told us and closed; the client notices.
     for _ in 0..100 {
@@ -682,27 +680,15 @@ async fn shutdown_closes_connections_and_serve_returns() {
 async fn wrong_structural_range_is_refetched_when_hashes_disagree() {
     let x = Arc::new(make_xorb(10, 6, 10_000));
     let impostor = make_xorb(11, 6, 10_000);
-    let up = Arc::new(FakeUpstream {
-        xorb: x.clone(),
-        calls: AtomicUsize::new(0),
-        corrupt: false,
-    });
-    let mut cfg = PeerServerConfig::new("edge-1", Role::Edge);
-    cfg.upstream = Some(up.clone());
+    let (cfg, up) = FakeUpstream::edge(&x, false);
     let xh = x.hash();
     let srv = start(cfg, |s| {
         s.insert(&xh, 0..6, &impostor.xorb.data, &Expectation::structural())
             .unwrap();
     })
     .await;
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
-    let opts = FetchOptions {
-        upstream: Some(hint_for(&x, 1..4)),
-        chunk_hashes: Some(x.hashes(1..4)),
-        timeout: None,
-    };
+    let client = srv.client().await;
+    let opts = hinted(&x, 1..4);
     assert_eq!(
         &client.fetch_with(&xh, 1..4, opts).await.unwrap()[..],
         x.bytes(1..4)
@@ -825,11 +811,7 @@ async fn tls_large_ranges_in_many_pieces() {
     let mut cfg = PeerServerConfig::new("edge-tls", Role::Edge);
     cfg.tls = Some(server_tls);
     cfg.piece_len = 100_000;
-    let srv = start_on(tiny_send_buffer_listener(), cfg, |s| {
-        s.insert(&xh, 0..24, &x.xorb.data, &Expectation::whole_xorb())
-            .unwrap();
-    })
-    .await;
+    let srv = serving_on(tiny_send_buffer_listener(), cfg, &x).await;
     let client = PeerClient::connect_tls(srv.addr, "localhost", client_tls, client_config())
         .await
         .unwrap();
@@ -847,14 +829,8 @@ async fn tls_large_ranges_in_many_pieces() {
 async fn response_buffers_are_reused_only_once_dropped() {
     let x = make_xorb(23, 12, 50_000);
     let xh = x.hash();
-    let srv = start(PeerServerConfig::new("edge-1", Role::Edge), |s| {
-        s.insert(&xh, 0..12, &x.xorb.data, &Expectation::whole_xorb())
-            .unwrap();
-    })
-    .await;
-    let client = PeerClient::connect(srv.addr, client_config())
-        .await
-        .unwrap();
+    let srv = serving(PeerServerConfig::new("edge-1", Role::Edge), &x).await;
+    let client = srv.client().await;
     let first = client.fetch(&xh, 2..10, None).await.unwrap();
     let ptr = first.as_ptr();
     drop(first);
