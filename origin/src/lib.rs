@@ -74,8 +74,8 @@ pub async fn run(
         .set(catalog.repos.values().map(|r| r.files.len() as i64).sum());
     metrics.xorbs.set(catalog.xorbs.len() as i64);
     metrics
-        .index_duration_ms
-        .set(started.elapsed().as_millis() as i64);
+        .index_duration_seconds
+        .set(started.elapsed().as_secs_f64());
 
     let signer = match &config.signing_key {
         Some(k) => Signer::new(&hex::decode(k).context("--signing-key is not hex")?),

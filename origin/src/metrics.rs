@@ -23,7 +23,7 @@ pub struct Metrics {
     pub repos: IntGauge,
     pub files: IntGauge,
     pub xorbs: IntGauge,
-    pub index_duration_ms: IntGauge,
+    pub index_duration_seconds: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -75,8 +75,8 @@ impl Metrics {
             repos: registry.gauge("zest_origin_repos", "Repos served"),
             files: registry.gauge("zest_origin_files", "Files served"),
             xorbs: registry.gauge("zest_origin_xorbs", "Xorbs stored"),
-            index_duration_ms: registry.gauge(
-                "zest_origin_index_duration_milliseconds",
+            index_duration_seconds: registry.float_gauge(
+                "zest_origin_index_duration_seconds",
                 "Time the start-up scan and index took",
             ),
             registry,

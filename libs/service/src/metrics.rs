@@ -81,6 +81,13 @@ impl ServiceMetrics {
         m
     }
 
+    /// Registers and returns a floating-point gauge (a duration in seconds, a ratio).
+    pub fn float_gauge(&self, name: &str, help: &str) -> prometheus::Gauge {
+        let m = prometheus::Gauge::new(name, help).unwrap_or_else(|e| invalid(name, e));
+        self.register(m.clone());
+        m
+    }
+
     /// Registers and returns an integer gauge with `labels`.
     pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         let m =
