@@ -278,18 +278,18 @@ impl TrackerProc {
     }
 }
 
-/// One range of a reconstruction handed out by the edge.
+/// One range of a reconstruction handed out by the edge (or by the origin, see [`ranges_at`]).
 #[derive(Clone, Debug)]
 pub struct XRange {
     pub xorb: String,
     pub chunks: (u64, u64),
     pub bytes: (u64, u64),
-    /// The edge's rewritten xorb URL.
+    /// The edge's rewritten xorb URL (the origin's own, from [`ranges_at`] on the origin).
     pub url: String,
 }
 
 impl XRange {
-    /// GETs the range through the edge's xorb URL (206 and the full length expected).
+    /// GETs the range through its xorb URL (206 and the full length expected).
     pub fn get(&self) -> Vec<u8> {
         let resp = client()
             .get(&self.url)
@@ -307,8 +307,13 @@ impl XRange {
 /// for it (HEAD for the Xet hash, read token, reconstruction): every range, sorted. The edge
 /// fetches and verifies the whole file before answering, so afterwards it holds every range.
 pub fn ranges_of(edge: &Edge, path: &str) -> Vec<XRange> {
+    ranges_at(&edge.base, path)
+}
+
+/// [`ranges_of`] from the Hugging Face endpoint at `base` (an edge or the origin itself).
+pub fn ranges_at(base: &str, path: &str) -> Vec<XRange> {
     let r = client()
-        .head(format!("{}/{REPO}/resolve/main/{path}", edge.base))
+        .head(format!("{base}/{REPO}/resolve/main/{path}"))
         .send()
         .expect("head");
     assert!(r.status().is_success(), "HEAD {path}: {}", r.status());
@@ -317,10 +322,7 @@ pub fn ranges_of(edge: &Edge, path: &str) -> Vec<XRange> {
         .expect("hash")
         .to_string();
     let t: serde_json::Value = client()
-        .get(format!(
-            "{}/api/models/{REPO}/xet-read-token/main",
-            edge.base
-        ))
+        .get(format!("{base}/api/models/{REPO}/xet-read-token/main"))
         .send()
         .expect("token")
         .json()
