@@ -100,7 +100,7 @@ wait_http "http://127.0.0.1:$ORIGIN_PORT/healthz" zest-origin
 EDGE_PORT="$(free_port)"; PEER_PORT="$(free_port)"; DATA_PORT="$(free_port)"
 EDGE_ARGS=(--cache-dir "$WORK/edge-cache" --upstream "http://127.0.0.1:$ORIGIN_PORT"
   --listen-http "127.0.0.1:$EDGE_PORT" --listen-peer "127.0.0.1:$PEER_PORT"
-  --listen-data "127.0.0.1:$DATA_PORT")
+  --listen-data "127.0.0.1:$DATA_PORT" --admin-token bench-admin)
 [ -n "$EDGE_WORKERS" ] && EDGE_ARGS+=(--workers "$EDGE_WORKERS")
 RUST_LOG=warn "$EDGE_BIN" "${EDGE_ARGS[@]}" >"$WORK/edge.log" 2>&1 &
 EDGE_PID=$!
@@ -108,7 +108,7 @@ EDGE="http://127.0.0.1:$EDGE_PORT"
 wait_http "$EDGE/healthz" zest-edge
 
 echo "== warming $REPO into the edge" >&2
-curl -sf -X POST -H 'content-type: application/json' -d "{\"repo\":\"$REPO\",\"revision\":\"main\"}" \
+curl -sf -X POST -H 'content-type: application/json' -H 'x-zest-admin-token: bench-admin' -d "{\"repo\":\"$REPO\",\"revision\":\"main\"}" \
   "$EDGE/v1/warm" >"$WORK/warm.json" || { echo "warm failed" >&2; cat "$WORK/edge.log" >&2; exit 1; }
 echo "   $(cat "$WORK/warm.json")" >&2
 "$LOAD" prepare --edge "$EDGE" --repo "$REPO" --file model.bin --out "$WORK/load" \

@@ -35,6 +35,18 @@ pub struct Config {
     /// once. Forwarded client requests are never retried (the client decides).
     #[arg(long, env = "ZEST_EDGE_UPSTREAM_MAX_RETRIES", default_value_t = 5)]
     pub upstream_max_retries: u32,
+    /// Origins (`https://host[:port]`, `http://host:port`, or a bare `host[:port]` meaning
+    /// https), comma-separated, that the edge may fetch from on a peer's behalf besides
+    /// `--upstream` and the xorb hosts named by the upstream's own reconstruction answers. For
+    /// real Hugging Face, the CAS and transfer hosts. Loopback and private addresses are
+    /// fetched only when they are `--upstream` or listed here.
+    #[arg(
+        long,
+        env = env_vars::ZEST_EDGE_UPSTREAM_FETCH_ALLOW,
+        value_delimiter = ',',
+        num_args = 0..
+    )]
+    pub upstream_fetch_allow: Vec<String>,
     /// Base URL of the zest tracker (announce and lookup), or several replicas separated by
     /// commas (calls fail over); none = no tracker.
     #[arg(long, env = env_vars::ZEST_TRACKER)]
@@ -84,6 +96,13 @@ pub struct Config {
     /// wrong byte.
     #[arg(long, env = env_vars::ZEST_EDGE_VERIFY_MAX_FILE_BYTES, default_value = "1G", value_parser = parse_size)]
     pub verify_max_file_bytes: u64,
+    /// Token the admin routes (`/v1/warm`, `/v1/unpin`, `/v1/pins`) require in the
+    /// `X-Zest-Admin-Token` header. Without it (and without `--admin-no-auth`) they are refused.
+    #[arg(long, env = env_vars::ZEST_EDGE_ADMIN_TOKEN, hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Let anyone call the admin routes; only accepted with a loopback `--listen-http`.
+    #[arg(long, env = env_vars::ZEST_EDGE_ADMIN_NO_AUTH)]
+    pub admin_no_auth: bool,
     /// HTTP worker threads (default: number of CPUs, at most 4).
     #[arg(long, env = env_vars::ZEST_EDGE_WORKERS)]
     pub workers: Option<usize>,

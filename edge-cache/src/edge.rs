@@ -18,15 +18,19 @@ use futures::StreamExt;
 use hub::{HubClient, HubError, RetryPolicy};
 use tokio::sync::OnceCell;
 use wire::{Role, Upstream};
-use xet::cas::{ByteRange, CasJwtInfo, ChunkRange, ReconstructionV2};
+use xet::cas::{file_leaves, ByteRange, CasJwtInfo, ChunkRange, FetchedRange, ReconstructionV2};
 use xet::MerkleHash;
 use xorbstore::peer::UpstreamFetcher;
 use xorbstore::peer::{FetchError, FetchOptions, PeerClient, PeerClientConfig, SingleFlight};
 use xorbstore::{verify_range, Expectation, RangeView, Store, VerificationLevel, MAX_RANGE_BYTES};
 
+use crate::allow::UpstreamAllow;
 use crate::metrics::Metrics;
 use crate::tracker::Tracker;
 use crate::urls::UrlSigner;
+
+/// Longest fetch on a peer's behalf (the requester's own request timeout is 60 s).
+const PEER_FETCH_TIMEOUT: Duration = Duration::from_secs(55);
 
 /// Most bytes of a reconstruction JSON read from upstream.
 pub const MAX_JSON_BYTES: usize = 64 << 20;
@@ -74,6 +78,10 @@ pub struct Edge {
     pub tracker: Option<Tracker>,
     pub peer_id: String,
     pub verify_max_file_bytes: u64,
+    /// The origins fetched from on a peer's behalf.
+    pub allow: Arc<UpstreamAllow>,
+    /// Fetches on a peer's behalf: redirects only to trusted origins, no retries.
+    peer_fetch: reqwest::Client,
     files_inflight: Mutex<HashMap<MerkleHash, FileCell>>,
     /// Files verified, with their entries (checked against the store before reuse).
     verified: Mutex<HashMap<MerkleHash, Vec<Entry>>>,
@@ -92,6 +100,7 @@ impl Edge {
         peer_id: String,
         verify_max_file_bytes: u64,
         retry: RetryPolicy,
+        allow: Arc<UpstreamAllow>,
     ) -> Result<Self, HubError> {
         let hub = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -101,6 +110,12 @@ impl Edge {
         let fetch = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(5))
             .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let peer_fetch = reqwest::Client::builder()
+            .redirect(allow.redirect_policy())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(PEER_FETCH_TIMEOUT)
             .build()
             .unwrap_or_default();
         let upstream_client = HubClient::new(&upstream, None, retry)?;
@@ -118,6 +133,8 @@ impl Edge {
             tracker,
             peer_id,
             verify_max_file_bytes,
+            allow,
+            peer_fetch,
             files_inflight: Mutex::default(),
             verified: Mutex::default(),
         })
@@ -130,14 +147,19 @@ impl Edge {
             .upstream_client
             .xorb_range(url, bytes, MAX_RANGE_BYTES as u64)
             .await?;
+        self.count_upstream_fetch(started, body.len());
+        Ok(body)
+    }
+
+    /// Counts one upstream fetch of `len` bytes begun at `started`.
+    fn count_upstream_fetch(&self, started: Instant, len: usize) {
         self.metrics
             .upstream_fetch_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics
             .bytes_fetched
             .with_label_values(&["upstream"])
-            .inc_by(body.len() as u64);
-        Ok(body)
+            .inc_by(len as u64);
     }
 
     /// Tries the peers the tracker names for the range (verified structurally, and against
@@ -187,16 +209,22 @@ impl Edge {
 
     /// The bytes of `e`: from a peer when the tracker knows one, else from upstream.
     pub async fn fetch_entry(&self, e: &Entry) -> Result<Bytes, String> {
+        self.fetch_entry_from(e).await.map(|(b, _)| b)
+    }
+
+    /// [`Edge::fetch_entry`], saying whether the bytes came from a peer.
+    async fn fetch_entry_from(&self, e: &Entry) -> Result<(Bytes, bool), String> {
         if let Some(b) = self
             .fetch_from_peers(&e.xorb, e.chunks.start..e.chunks.end, None)
             .await
         {
             if b.len() as u64 == e.bytes.len() {
-                return Ok(b);
+                return Ok((b, true));
             }
         }
         self.fetch_upstream(&e.url, e.bytes)
             .await
+            .map(|b| (b, false))
             .map_err(|e| e.to_string())
     }
 
@@ -238,7 +266,53 @@ impl Edge {
             exp: 0,
             access_token: token.to_string(),
         };
-        self.upstream_client.reconstruction(&jwt, file, None).await
+        let rec = self
+            .upstream_client
+            .reconstruction(&jwt, file, None)
+            .await?;
+        self.learn_hosts(&rec);
+        Ok(rec)
+    }
+
+    /// Trusts, for fetches on a peer's behalf, the hosts an upstream reconstruction answer
+    /// names for xorb data.
+    pub fn learn_hosts(&self, rec: &ReconstructionV2) {
+        for f in rec.xorbs.values().flatten() {
+            self.allow.learn(&f.url);
+        }
+    }
+
+    /// GETs `url` on a peer's behalf: only from a trusted origin (redirects too), exactly the
+    /// byte range, at most [`MAX_RANGE_BYTES`]; no retries (the requester has its own
+    /// fallbacks).
+    pub async fn fetch_for_peer(&self, url: &str, bytes: ByteRange) -> Result<Bytes, String> {
+        self.allow.check(url).map_err(|e| {
+            self.metrics.peer_fetch_refused.inc();
+            tracing::info!(error = %e, "refusing a peer's upstream URL");
+            e.to_string()
+        })?;
+        let want = bytes.len();
+        if want == 0 || want > MAX_RANGE_BYTES as u64 {
+            return Err(format!("byte range of {want} bytes"));
+        }
+        let started = Instant::now();
+        let resp = self
+            .peer_fetch
+            .get(url)
+            .header(reqwest::header::RANGE, bytes.header_value())
+            .send()
+            .await
+            .map_err(|e| format!("upstream: {e}"))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::PARTIAL_CONTENT
+            && !(status == reqwest::StatusCode::OK && bytes.start == 0)
+        {
+            return Err(format!("upstream answered {status}"));
+        }
+        let max = usize::try_from(want).map_err(|_| "byte range too long".to_string())?;
+        let body = read_bounded(resp, max).await?;
+        self.count_upstream_fetch(started, body.len());
+        Ok(body)
     }
 
     /// Makes every range of `file` available in the store, verified by the file hash when the
@@ -288,15 +362,31 @@ impl Edge {
         res
     }
 
+    /// The entries of a file verified before, when every one is still held proven (by the
+    /// xorb hash or a file hash): a range held only at a lower level (or not at all) means the
+    /// file is verified again.
     fn already_verified(&self, file: &MerkleHash) -> Option<Vec<Entry>> {
         let m = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         let entries = m.get(file)?;
         entries
             .iter()
-            .all(|e| self.store.contains(&e.xorb, e.chunks.start..e.chunks.end))
+            .all(|e| self.is_proven(e))
             .then(|| entries.clone())
     }
 
+    /// True when the store holds `e`'s chunks proven by a hash that did not come from whoever
+    /// sent them (the xorb hash or a file hash).
+    fn is_proven(&self, e: &Entry) -> bool {
+        self.store
+            .covering_level(&e.xorb, e.chunks.start..e.chunks.end)
+            .is_some_and(|l| l >= VerificationLevel::XorbVerified)
+    }
+
+    /// Verifies `file` by its hash. A first attempt trusts what the store holds at any level
+    /// and asks peers first; when the hash does not match and the attempt used bytes nobody
+    /// proved (unproven stored ranges, a peer's answer), a second attempt takes only proven
+    /// stored ranges and fetches the rest from upstream, so unproven bytes can only cost a
+    /// refetch, never a file that cannot be verified.
     async fn verify_file(
         &self,
         cas: &str,
@@ -307,11 +397,45 @@ impl Edge {
             .reconstruction(cas, token, file)
             .await
             .map_err(|e| FileError::Upstream(e.to_string()))?;
-        let entries = entries_of(&rec);
-        let missing: Vec<&Entry> = entries
-            .iter()
-            .filter(|e| !self.store.contains(&e.xorb, e.chunks.start..e.chunks.end))
-            .collect();
+        match self.verify_with(&rec, file, false).await {
+            Err((FileError::Verification(why), true)) => {
+                tracing::warn!(%file, %why, "file hash mismatch with unproven bytes; verifying again from upstream");
+                self.verify_with(&rec, file, true).await.map_err(|(e, _)| e)
+            }
+            r => r.map_err(|(e, _)| e),
+        }
+    }
+
+    /// One verification attempt of `file` over `rec` (see [`Edge::verify_file`]); `strict`
+    /// takes only proven stored ranges and upstream's bytes. The error says whether unproven
+    /// bytes were used.
+    async fn verify_with(
+        &self,
+        rec: &ReconstructionV2,
+        file: &MerkleHash,
+        strict: bool,
+    ) -> Result<Vec<Entry>, (FileError, bool)> {
+        let mut unproven = false;
+        let r = self.verify_inner(rec, file, strict, &mut unproven).await;
+        r.map_err(|e| (e, unproven))
+    }
+
+    async fn verify_inner(
+        &self,
+        rec: &ReconstructionV2,
+        file: &MerkleHash,
+        strict: bool,
+        unproven: &mut bool,
+    ) -> Result<Vec<Entry>, FileError> {
+        let usable = |e: &Entry| {
+            if strict {
+                self.is_proven(e)
+            } else {
+                self.store.contains(&e.xorb, e.chunks.start..e.chunks.end)
+            }
+        };
+        let entries = entries_of(rec);
+        let missing: Vec<&Entry> = entries.iter().filter(|e| !usable(e)).collect();
         let to_fetch: u64 = missing.iter().map(|e| e.bytes.len()).sum();
         if to_fetch > self.verify_max_file_bytes {
             // Too big to hold while verifying: structural checks per range.
@@ -328,12 +452,13 @@ impl Edge {
             HashMap::new();
         let mut fetched: Vec<(Entry, Bytes, Vec<MerkleHash>)> = Vec::new();
         let mut stored_views: Vec<RangeView> = Vec::new();
-        for e in &entries {
+        for e in entries.iter().filter(|e| usable(e)) {
             if let Some(v) = self
                 .store
                 .get_async(&e.xorb, e.chunks.start..e.chunks.end)
                 .await
             {
+                *unproven |= v.level() < VerificationLevel::XorbVerified;
                 known.insert(
                     (e.xorb, e.chunks),
                     (v.chunk_hashes().to_vec(), v.uncompressed_lens()),
@@ -345,7 +470,14 @@ impl Edge {
             .iter()
             .filter(|e| !known.contains_key(&(e.xorb, e.chunks)))
             .map(|e| async move {
-                let b = self.fetch_entry(e).await.map_err(FileError::Upstream)?;
+                let (b, from_peer) = if strict {
+                    let b = self.fetch_upstream(&e.url, e.bytes).await;
+                    (b.map_err(|e| FileError::Upstream(e.to_string()))?, false)
+                } else {
+                    self.fetch_entry_from(e)
+                        .await
+                        .map_err(FileError::Upstream)?
+                };
                 let (x, r, bb) = (e.xorb, e.chunks.start..e.chunks.end, b.clone());
                 let meta = tokio::task::spawn_blocking(move || {
                     verify_range(&x, r, &bb, &Expectation::structural())
@@ -365,46 +497,30 @@ impl Edge {
                         Some(l)
                     })
                     .collect::<Vec<u32>>();
-                Ok::<_, FileError>(((*e).clone(), b, meta.chunk_hashes, lens))
+                Ok::<_, FileError>(((*e).clone(), b, meta.chunk_hashes, lens, from_peer))
             });
         let results: Vec<_> = futures::stream::iter(jobs)
             .buffer_unordered(4)
             .collect()
             .await;
         for r in results {
-            let (e, b, hashes, lens) = r?;
+            let (e, b, hashes, lens, from_peer) = r?;
+            *unproven |= from_peer;
             known.insert((e.xorb, e.chunks), (hashes.clone(), lens));
             fetched.push((e, b, hashes));
         }
         // Recompute the file hash over the terms.
-        let mut chunks: Vec<(MerkleHash, u64)> = Vec::new();
-        for t in &rec.terms {
-            let src = known
-                .iter()
-                .find(|((x, c), _)| {
-                    *x == t.hash && c.start <= t.range.start && t.range.end <= c.end
-                })
-                .ok_or_else(|| {
-                    FileError::Verification(format!(
-                        "term {}[{:?}] has no fetch entry",
-                        t.hash, t.range
-                    ))
-                })?;
-            let ((_, c), (hashes, lens)) = src;
-            let a = (t.range.start - c.start) as usize;
-            let b = (t.range.end - c.start) as usize;
-            let mut sum = 0u64;
-            for i in a..b {
-                chunks.push((hashes[i], u64::from(lens[i])));
-                sum += u64::from(lens[i]);
-            }
-            if sum != u64::from(t.unpacked_length) {
-                return Err(FileError::Verification(format!(
-                    "term {} decodes to {sum} bytes, not {}",
-                    t.hash, t.unpacked_length
-                )));
-            }
-        }
+        let ranges: Vec<FetchedRange<'_>> = known
+            .iter()
+            .map(|((xorb, chunks), (hashes, lens))| FetchedRange {
+                xorb: *xorb,
+                chunks: *chunks,
+                hashes,
+                lens,
+            })
+            .collect();
+        let chunks =
+            file_leaves(&rec.terms, &ranges).map_err(|e| FileError::Verification(e.to_string()))?;
         let got = xet::hash::file_hash(&chunks);
         if got != *file {
             self.metrics.verification_failures.inc();
@@ -412,16 +528,12 @@ impl Edge {
                 "file hash {got} does not match {file}"
             )));
         }
-        // Proven: store what was fetched and raise what was held.
-        for (e, b, _) in fetched {
-            let expected = Expectation::structural().file_verified();
-            self.flights
-                .get_or_fetch(
-                    e.xorb,
-                    e.chunks.start..e.chunks.end,
-                    expected,
-                    || async move { Ok(b) },
-                )
+        // Proven: store what was fetched (displacing unproven ranges that disagree) and raise
+        // what was held.
+        for (e, b, hashes) in fetched {
+            let expected = Expectation::with_chunk_hashes(hashes).file_verified();
+            self.store
+                .insert_async(e.xorb, e.chunks.start..e.chunks.end, b, expected)
                 .await
                 .map_err(|err| FileError::Upstream(err.to_string()))?;
         }
@@ -495,7 +607,8 @@ pub async fn read_bounded(resp: reqwest::Response, max: usize) -> Result<Bytes, 
     Ok(buf.freeze())
 }
 
-/// The peer server's [`UpstreamFetcher`]: the edge's bounded upstream GET.
+/// The peer server's [`UpstreamFetcher`]: [`Edge::fetch_for_peer`], a bounded GET from a
+/// trusted origin only.
 #[derive(Debug)]
 pub struct EdgeFetcher(pub Arc<Edge>);
 
@@ -511,12 +624,11 @@ impl UpstreamFetcher for EdgeFetcher {
                 return Err("reversed byte range".into());
             }
             self.0
-                .fetch_upstream(
+                .fetch_for_peer(
                     &upstream.url,
                     ByteRange::new(upstream.byte_start, upstream.byte_end),
                 )
                 .await
-                .map_err(|e| e.to_string())
         })
     }
 }

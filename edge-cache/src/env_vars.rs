@@ -12,6 +12,8 @@ pub const ZEST_EDGE_CACHE_DIR: &str = "ZEST_EDGE_CACHE_DIR";
 pub const ZEST_EDGE_CACHE_SIZE: &str = "ZEST_EDGE_CACHE_SIZE";
 /// The Hugging Face endpoint proxied (`--upstream`).
 pub const ZEST_EDGE_UPSTREAM: &str = "ZEST_EDGE_UPSTREAM";
+/// Extra origins fetched from on a peer's behalf, comma-separated (`--upstream-fetch-allow`).
+pub const ZEST_EDGE_UPSTREAM_FETCH_ALLOW: &str = "ZEST_EDGE_UPSTREAM_FETCH_ALLOW";
 /// HTTP address: cache-proxy, `/v1/warm`, `/metrics`, `/healthz` (`--listen-http`).
 pub const ZEST_EDGE_LISTEN_HTTP: &str = "ZEST_EDGE_LISTEN_HTTP";
 /// Data address: xorb ranges served with `sendfile(2)` (`--listen-data`).
@@ -34,6 +36,10 @@ pub const ZEST_EDGE_PEER_ID: &str = "ZEST_EDGE_PEER_ID";
 pub const ZEST_EDGE_ZONE: &str = "ZEST_EDGE_ZONE";
 /// Largest file verified whole by its Xet hash before caching (`--verify-max-file-bytes`).
 pub const ZEST_EDGE_VERIFY_MAX_FILE_BYTES: &str = "ZEST_EDGE_VERIFY_MAX_FILE_BYTES";
+/// Token required by the admin routes (`--admin-token`).
+pub const ZEST_EDGE_ADMIN_TOKEN: &str = "ZEST_EDGE_ADMIN_TOKEN";
+/// Admin routes without a token, loopback HTTP listener only (`--admin-no-auth`).
+pub const ZEST_EDGE_ADMIN_NO_AUTH: &str = "ZEST_EDGE_ADMIN_NO_AUTH";
 /// HTTP worker threads (`--workers`).
 pub const ZEST_EDGE_WORKERS: &str = "ZEST_EDGE_WORKERS";
 /// `text` or `json` log lines (`--log-format`).

@@ -1,7 +1,8 @@
 //! The HTTP side of the edge: the Hugging Face cache-proxy (hub calls forwarded with the
 //! client's own credentials, CAS URLs rewritten to point here and xorb URLs to the data port,
-//! xorb ranges also served here for URLs handed out before the data port), `POST /v1/warm`,
-//! `/metrics`, `/healthz` and `/readyz`. Only this module knows actix; the data port is `data.rs`.
+//! xorb ranges also served here for URLs handed out before the data port), `/metrics`,
+//! `/healthz` and `/readyz` (the admin routes are [`crate::admin`]'s). Only this module and
+//! `admin.rs` know actix; the data port is `data.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,12 +13,14 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use bytes::Bytes;
 use futures::{stream, TryStreamExt};
-use serde::Deserialize;
 use xet::cas::{ReconstructionV1, ReconstructionV2};
 use xet::MerkleHash;
 
 use crate::edge::{read_bounded, Edge, FileError, MAX_JSON_BYTES};
 use crate::urls::{UrlRange, XorbUrl};
+
+/// The request header carrying the edge's admin token ([`crate::admin`]); never forwarded.
+pub const ADMIN_TOKEN_HEADER: &str = "x-zest-admin-token";
 
 /// Most bytes of a request body forwarded upstream.
 pub const MAX_FORWARD_BODY: usize = 16 << 20;
@@ -60,7 +63,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .route("/v1/warm", web::post().to(warm))
         .route("/cas/{seg}/{tail:.*}", web::route().to(cas))
         .default_service(web::to(hub));
 }
@@ -104,11 +106,12 @@ fn is_hop_by_hop(name: &str) -> bool {
     )
 }
 
-/// Request headers forwarded upstream (the client's own Authorization included).
+/// Request headers forwarded upstream (the client's own Authorization included, never the
+/// edge's admin token).
 fn forward_headers(from: &HeaderMap) -> reqwest::header::HeaderMap {
     let mut out = reqwest::header::HeaderMap::new();
     for (k, v) in from {
-        if is_hop_by_hop(k.as_str()) {
+        if is_hop_by_hop(k.as_str()) || k.as_str() == ADMIN_TOKEN_HEADER {
             continue;
         }
         if let (Ok(k), Ok(v)) = (
@@ -184,6 +187,28 @@ fn stream_back(edge: &Edge, resp: reqwest::Response, head: bool) -> HttpResponse
     }
 }
 
+/// Sends `req` (its method, forwarded headers and `body`) to `url` with `client`; `what`
+/// names the upstream in the error.
+async fn forward(
+    client: &reqwest::Client,
+    req: &HttpRequest,
+    url: &str,
+    body: web::Bytes,
+    what: &str,
+) -> Result<reqwest::Response> {
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method"))?;
+    let mut rb = client
+        .request(method, url)
+        .headers(forward_headers(req.headers()));
+    if !body.is_empty() {
+        rb = rb.body(body);
+    }
+    rb.send()
+        .await
+        .map_err(|e| HttpError::bad_gateway(format!("{what}: {e}")))
+}
+
 /// Everything else: the hub API, forwarded to upstream with the client's credentials.
 async fn hub(
     edge: web::Data<Arc<Edge>>,
@@ -197,23 +222,12 @@ async fn hub(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let url = format!("{}{pq}", edge.upstream);
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method"))?;
     let path = req.path();
     let is_token = path.starts_with("/api/")
         && (path.contains("/xet-read-token/") || path.contains("/xet-write-token/"));
-    let is_file_get = method == reqwest::Method::GET && path.contains("/resolve/");
+    let is_file_get = req.method() == Method::GET && path.contains("/resolve/");
     let client = if is_file_get { &edge.fetch } else { &edge.hub };
-    let mut rb = client
-        .request(method.clone(), &url)
-        .headers(forward_headers(req.headers()));
-    if !body.is_empty() {
-        rb = rb.body(body);
-    }
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| HttpError::bad_gateway(format!("upstream: {e}")))?;
+    let resp = forward(client, &req, &url, body, "upstream").await?;
     let route = if is_token {
         "token"
     } else if is_file_get {
@@ -308,19 +322,7 @@ async fn cas(
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let url = format!("{cas}/{tail}{query}");
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method"))?;
-    let mut rb = edge
-        .hub
-        .request(method, &url)
-        .headers(forward_headers(req.headers()));
-    if !body.is_empty() {
-        rb = rb.body(body);
-    }
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| HttpError::bad_gateway(format!("CAS: {e}")))?;
+    let resp = forward(&edge.hub, &req, &url, body, "CAS").await?;
     let Some((version, hash)) =
         recon.filter(|_| resp.status().is_success() && req.method() == Method::GET)
     else {
@@ -338,6 +340,7 @@ async fn cas(
         serde_json::from_slice::<ReconstructionV1>(&body).map(ReconstructionV2::from)
     }
     .map_err(|e| HttpError::bad_gateway(format!("reconstruction json: {e}")))?;
+    edge.learn_hosts(&rec);
     // Fetch and verify the whole file before handing out URLs to it.
     edge.ensure_file(&cas, &token, &file)
         .await
@@ -399,35 +402,4 @@ pub fn rewrite_reconstruction(edge: &Edge, mut rec: ReconstructionV2) -> Reconst
         }
     }
     rec
-}
-
-/// `POST /v1/warm` body.
-#[derive(Debug, Deserialize)]
-pub struct WarmRequest {
-    pub repo: String,
-    #[serde(default = "main_rev")]
-    pub revision: String,
-    /// `model` (default), `dataset` or `space`.
-    #[serde(default)]
-    pub repo_type: Option<String>,
-}
-
-fn main_rev() -> String {
-    "main".into()
-}
-
-async fn warm(
-    edge: web::Data<Arc<Edge>>,
-    req: HttpRequest,
-    body: web::Json<WarmRequest>,
-) -> Result<HttpResponse> {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let out = crate::warm::warm(&edge, &body, auth.as_deref())
-        .await
-        .map_err(|e| HttpError::bad_gateway(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(out))
 }

@@ -3,6 +3,8 @@
 //! `HF_ENDPOINT` cache-proxy, warms revisions on request and announces what it holds to the
 //! tracker. [`run`] takes bound listeners and a shutdown signal; the binary only parses flags.
 
+pub mod admin;
+pub mod allow;
 pub mod config;
 pub mod data;
 pub mod edge;
@@ -57,16 +59,21 @@ impl Listeners {
     }
 }
 
-/// The URL signing key, kept in the cache folder so URLs handed out survive a restart.
+/// The URL signing key, kept in the cache folder so URLs handed out survive a restart; the
+/// file is readable by the edge's user only (mode 0600, tightened if an older edge wrote it
+/// more open).
 fn load_key(dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("edge-url-key");
     if let Ok(b) = std::fs::read(&path) {
         if let Ok(k) = <[u8; 32]>::try_from(b.as_slice()) {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", path.display()))?;
             return Ok(k);
         }
     }
     let key: [u8; 32] = rand::random();
-    xorbstore::fsutil::write_atomic(&path, &key)
+    xorbstore::fsutil::write_secret(&path, &key)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(key)
 }
@@ -80,6 +87,16 @@ pub async fn run(
     let http_addr = listeners.http.local_addr().context("http address")?;
     let peer_addr = listeners.peer.local_addr().context("peer address")?;
     let data_addr = listeners.data.local_addr().context("data address")?;
+    let admin_auth = admin::AdminAuth::from_flags(
+        config.admin_token.as_deref(),
+        config.admin_no_auth,
+        http_addr,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if matches!(admin_auth, admin::AdminAuth::Closed) {
+        tracing::warn!("no --admin-token: /v1/warm, /v1/unpin and /v1/pins are refused");
+    }
+    let admin_data = web::Data::new(admin_auth);
     std::fs::create_dir_all(&config.cache_dir)
         .with_context(|| format!("creating {}", config.cache_dir.display()))?;
     let dir = config.cache_dir.clone();
@@ -133,6 +150,10 @@ pub async fn run(
         peer_id.clone(),
         config.verify_max_file_bytes,
         hub::RetryPolicy::with_max_retries(config.upstream_max_retries),
+        Arc::new(
+            allow::UpstreamAllow::new(&config.upstream, &config.upstream_fetch_allow)
+                .map_err(anyhow::Error::msg)?,
+        ),
     )?);
 
     let mut pcfg = PeerServerConfig::new(peer_id.clone(), Role::Edge);
@@ -172,8 +193,10 @@ pub async fn run(
         App::new()
             .app_data(edge_data.clone())
             .app_data(peer_data.clone())
+            .app_data(admin_data.clone())
             .app_data(web::PayloadConfig::new(http::MAX_FORWARD_BODY))
             .app_data(web::JsonConfig::default().limit(1 << 20))
+            .configure(admin::configure)
             .configure(http::configure)
     })
     .on_connect(move |_, ext| {
@@ -216,4 +239,27 @@ pub async fn run(
         let _ = t.await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::load_key;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn url_key_file_is_owner_only_and_stable() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let k = load_key(d.path()).expect("key");
+        let p = d.path().join("edge-url-key");
+        assert_eq!(mode(&p), 0o600);
+        // An older, world-readable key is kept and tightened.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(load_key(d.path()).expect("key"), k);
+        assert_eq!(mode(&p), 0o600);
+    }
 }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub file_verifications: IntCounterVec,
     /// Upstream fetches rejected by verification.
     pub verification_failures: IntCounter,
+    /// Upstream URLs of peers' Requests refused (host not trusted).
+    pub peer_fetch_refused: IntCounter,
     /// Tracker calls, by kind and outcome.
     pub tracker_calls: IntCounterVec,
     /// HTTP request latency, by route kind.
@@ -106,6 +108,10 @@ impl Metrics {
             "zest_edge_verification_failures_total",
             "fetched ranges rejected by verification",
         );
+        let peer_fetch_refused = c(
+            "zest_edge_peer_fetch_refused_total",
+            "upstream URLs of peer Requests refused because their host is not trusted",
+        );
         let tracker_calls = cv(
             "zest_edge_tracker_calls_total",
             "tracker calls, by kind and outcome",
@@ -138,6 +144,7 @@ impl Metrics {
             open_connections,
             file_verifications,
             verification_failures,
+            peer_fetch_refused,
             tracker_calls,
             request_seconds,
             upstream_fetch_seconds,

@@ -4,11 +4,30 @@
 //! policy, names encoded, one `Link` parser), made with the caller's Authorization.
 
 use hub::{HubError, RepoType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xet::MerkleHash;
 
 use crate::edge::Edge;
-use crate::http::WarmRequest;
+
+/// `POST /v1/warm` body.
+#[derive(Debug, Deserialize)]
+pub struct WarmRequest {
+    pub repo: String,
+    #[serde(default = "main_rev")]
+    pub revision: String,
+    /// `model` (default), `dataset` or `space`.
+    #[serde(default)]
+    pub repo_type: Option<String>,
+}
+
+fn main_rev() -> String {
+    "main".into()
+}
+
+/// The label a warm of `repo@revision` pins its ranges under.
+pub fn pin_label(repo: &str, revision: &str) -> String {
+    format!("{repo}@{revision}")
+}
 
 /// What a warm did.
 #[derive(Debug, Serialize)]
@@ -98,7 +117,7 @@ pub async fn warm(
             pins.push((e.xorb, e.chunks.start..e.chunks.end));
         }
     }
-    let label = format!("{}@{}", req.repo, req.revision);
+    let label = pin_label(&req.repo, &req.revision);
     let store = edge.store.clone();
     tokio::task::spawn_blocking(move || store.pin(&label, &pins))
         .await

@@ -213,18 +213,18 @@ impl TrackerProc {
     }
 }
 
-/// One range of a reconstruction handed out by the edge.
+/// One range of a reconstruction handed out by the edge (or by the origin, see [`ranges_at`]).
 #[derive(Clone, Debug)]
 pub struct XRange {
     pub xorb: String,
     pub chunks: (u64, u64),
     pub bytes: (u64, u64),
-    /// The edge's rewritten xorb URL.
+    /// The edge's rewritten xorb URL (the origin's own, from [`ranges_at`] on the origin).
     pub url: String,
 }
 
 impl XRange {
-    /// GETs the range through the edge's xorb URL (206 and the full length expected).
+    /// GETs the range through its xorb URL (206 and the full length expected).
     pub fn get(&self) -> Vec<u8> {
         let resp = client()
             .get(&self.url)
@@ -251,8 +251,13 @@ pub struct XetAccess {
 
 impl XetAccess {
     pub fn of(edge: &Edge, path: &str) -> XetAccess {
+        Self::at(&edge.base, path)
+    }
+
+    /// From the Hugging Face endpoint at `base` (an edge or the origin itself).
+    pub fn at(base: &str, path: &str) -> XetAccess {
         let r = client()
-            .head(format!("{}/{REPO}/resolve/main/{path}", edge.base))
+            .head(format!("{base}/{REPO}/resolve/main/{path}"))
             .send()
             .expect("head");
         assert!(r.status().is_success(), "HEAD {path}: {}", r.status());
@@ -264,10 +269,7 @@ impl XetAccess {
         let hash = header("x-xet-hash").expect("x-xet-hash");
         let link = header("link").unwrap_or_default();
         let t: serde_json::Value = client()
-            .get(format!(
-                "{}/api/models/{REPO}/xet-read-token/main",
-                edge.base
-            ))
+            .get(format!("{base}/api/models/{REPO}/xet-read-token/main"))
             .send()
             .expect("token")
             .json()
@@ -296,7 +298,12 @@ impl XetAccess {
 /// for it (HEAD for the Xet hash, read token, reconstruction): every range, sorted. The edge
 /// fetches and verifies the whole file before answering, so afterwards it holds every range.
 pub fn ranges_of(edge: &Edge, path: &str) -> Vec<XRange> {
-    let rec = XetAccess::of(edge, path).reconstruction();
+    ranges_at(&edge.base, path)
+}
+
+/// [`ranges_of`] from the Hugging Face endpoint at `base` (an edge or the origin itself).
+pub fn ranges_at(base: &str, path: &str) -> Vec<XRange> {
+    let rec = XetAccess::at(base, path).reconstruction();
     let mut out = Vec::new();
     for (x, fetches) in rec["xorbs"].as_object().expect("xorbs") {
         for f in fetches.as_array().expect("fetches") {

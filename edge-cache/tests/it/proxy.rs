@@ -54,10 +54,14 @@ fn hf_client_without_xet_through_edge_is_byte_identical() {
     assert!(origin.metric("zest_origin_file_bytes_served_total") > 0.0);
 }
 
+/// The admin token of the edges these tests warm.
+const WARM_TOKEN: &str = "it-admin-token";
+
 /// `POST /v1/warm` of `REPO@main`: the status and the JSON answer.
 fn warm_main(edge: &Edge) -> (reqwest::StatusCode, serde_json::Value) {
     let r = client()
         .post(format!("{}/v1/warm", edge.base))
+        .header("x-zest-admin-token", WARM_TOKEN)
         .json(&serde_json::json!({"repo": REPO, "revision": "main"}))
         .send()
         .expect("warm");
@@ -68,7 +72,7 @@ fn warm_main(edge: &Edge) -> (reqwest::StatusCode, serde_json::Value) {
 #[test]
 fn warm_pulls_a_revision_so_clients_take_nothing_from_origin() {
     let origin = Origin::start(|_| {});
-    let edge = Edge::start(&origin.base, &cache_dir(), &[]);
+    let edge = Edge::start(&origin.base, &cache_dir(), &["--admin-token", WARM_TOKEN]);
     let (status, body) = warm_main(&edge);
     assert!(status.is_success(), "{body}");
     assert_eq!(body["xet_files"], 3, "{body}");
@@ -223,7 +227,7 @@ fn warm_survives_an_origin_answering_503_and_429() {
         f.fault_429_rate = 0.05;
         f.fault_seed = 13;
     });
-    let edge = Edge::start(&origin.base, &cache_dir(), &[]);
+    let edge = Edge::start(&origin.base, &cache_dir(), &["--admin-token", WARM_TOKEN]);
     let (status, body) = warm_main(&edge);
     assert!(status.is_success(), "{body}\n{}", edge.log());
     assert_eq!(body["xet_files"], 3, "{body}");

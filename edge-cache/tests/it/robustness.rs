@@ -53,11 +53,12 @@ fn corrupt_upstream_bytes_are_never_cached_or_served() {
 fn kill_9_during_writes_then_restart_holds_only_complete_verified_ranges() {
     let origin = Origin::start(|f| f.fault_bandwidth_bytes_per_sec = 3_000_000);
     let cache = cache_dir();
-    let edge = Edge::start(&origin.base, &cache, &[]);
+    let edge = Edge::start(&origin.base, &cache, &["--admin-token", "it-admin-token"]);
     let base = edge.base.clone();
     let warm = std::thread::spawn(move || {
         let _ = client()
             .post(format!("{base}/v1/warm"))
+            .header("x-zest-admin-token", "it-admin-token")
             .json(&serde_json::json!({"repo": REPO, "revision": "main"}))
             .send();
     });

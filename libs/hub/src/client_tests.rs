@@ -216,6 +216,40 @@ async fn tree_pages_follow_next_links_on_the_same_host_only() {
     assert!(e.to_string().contains("another host"), "{e}");
 }
 
+/// The pager's check is by origin (scheme, host, port), not a string prefix: a link that
+/// merely starts with the endpoint (or the alias) is refused, so the caller's Authorization
+/// never follows it to another host.
+#[test]
+fn paging_links_sharing_a_prefix_with_the_endpoint_are_refused() {
+    let c = HubClient::new("https://huggingface.co", None, fast(0))
+        .expect("client")
+        .with_link_alias("http://edge.lan:8081");
+    for link in [
+        "https://huggingface.co.evil/api/x",
+        "https://huggingface.co@evil.invalid/api/x",
+        "https://huggingface.co:8443/api/x",
+        "http://huggingface.co/api/x",
+        "http://edge.lan:8081@evil.invalid/api/x",
+        "http://edge.lan:80810/api/x",
+    ] {
+        assert!(c.same_origin(link).is_err(), "{link} was followed");
+    }
+    assert_eq!(
+        c.same_origin("https://huggingface.co/api/x?cursor=2")
+            .expect("same"),
+        "https://huggingface.co/api/x?cursor=2"
+    );
+    assert_eq!(
+        c.same_origin("http://edge.lan:8081/api/x?cursor=2")
+            .expect("alias"),
+        "https://huggingface.co/api/x?cursor=2"
+    );
+    assert_eq!(
+        c.same_origin("/api/x?cursor=3").expect("relative"),
+        "https://huggingface.co/api/x?cursor=3"
+    );
+}
+
 #[tokio::test]
 async fn reconstruction_refreshes_the_token_on_401_and_falls_back_to_v1() {
     let file = MerkleHash::default();

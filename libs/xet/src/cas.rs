@@ -375,6 +375,100 @@ pub fn parse_range_header(
     Ok(out)
 }
 
+/// Chunks `chunks` of xorb `xorb` as fetched: each chunk's hash and uncompressed length, in
+/// chunk order (what a verified range's metadata holds).
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedRange<'a> {
+    pub xorb: MerkleHash,
+    pub chunks: ChunkRange,
+    pub hashes: &'a [MerkleHash],
+    pub lens: &'a [u32],
+}
+
+/// Why a file's leaves could not be laid out from its terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TermError {
+    /// No fetched range of the term's xorb covers its chunks.
+    #[error("term {xorb}[{start}..{end}) is not covered by any fetched range")]
+    NotCovered {
+        xorb: MerkleHash,
+        start: u32,
+        end: u32,
+    },
+    /// The term's chunks decode to another length than the term says.
+    #[error("term {xorb}[{start}..{end}) decodes to {actual} bytes, not {expected}")]
+    Length {
+        xorb: MerkleHash,
+        start: u32,
+        end: u32,
+        expected: u32,
+        actual: u64,
+    },
+    /// A fetched range's hashes or lengths do not have one entry per chunk.
+    #[error("fetched range {xorb}[{start}..{end}) has {hashes} hashes and {lens} lengths")]
+    BadRange {
+        xorb: MerkleHash,
+        start: u32,
+        end: u32,
+        hashes: usize,
+        lens: usize,
+    },
+}
+
+/// The file's Merkle leaves `(chunk hash, uncompressed length)` in file order, laid out from
+/// its `terms` over the `fetched` ranges that cover them (any fetched range of the term's xorb
+/// containing its chunks; several terms may share one). The Xet file hash is
+/// [`crate::hash::file_hash`] of the result. A term no range covers, a term whose chunks add up
+/// to another length than its `unpacked_length`, or a malformed fetched range is an error.
+pub fn file_leaves(
+    terms: &[ReconstructionTerm],
+    fetched: &[FetchedRange<'_>],
+) -> Result<Vec<(MerkleHash, u64)>, TermError> {
+    for f in fetched {
+        let n = f.chunks.len() as usize;
+        if f.chunks.is_empty() || f.hashes.len() != n || f.lens.len() != n {
+            return Err(TermError::BadRange {
+                xorb: f.xorb,
+                start: f.chunks.start,
+                end: f.chunks.end,
+                hashes: f.hashes.len(),
+                lens: f.lens.len(),
+            });
+        }
+    }
+    let mut leaves = Vec::new();
+    for t in terms {
+        let (start, end) = (t.range.start, t.range.end);
+        let src = fetched
+            .iter()
+            .find(|f| {
+                f.xorb == t.hash && f.chunks.start <= start && start < end && end <= f.chunks.end
+            })
+            .ok_or(TermError::NotCovered {
+                xorb: t.hash,
+                start,
+                end,
+            })?;
+        let a = (start - src.chunks.start) as usize;
+        let b = (end - src.chunks.start) as usize;
+        let mut sum = 0u64;
+        for (h, &l) in src.hashes[a..b].iter().zip(&src.lens[a..b]) {
+            leaves.push((*h, u64::from(l)));
+            sum += u64::from(l);
+        }
+        if sum != u64::from(t.unpacked_length) {
+            return Err(TermError::Length {
+                xorb: t.hash,
+                start,
+                end,
+                expected: t.unpacked_length,
+                actual: sum,
+            });
+        }
+    }
+    Ok(leaves)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +496,94 @@ mod tests {
             access_token: "secret".into(),
         };
         assert!(!format!("{t:?}").contains("secret"));
+    }
+
+    fn term(xorb: u8, start: u32, end: u32, len: u32) -> ReconstructionTerm {
+        ReconstructionTerm {
+            hash: MerkleHash::from_bytes([xorb; 32]),
+            unpacked_length: len,
+            range: ChunkRange::new(start, end),
+        }
+    }
+
+    #[test]
+    fn file_leaves_lay_out_terms_over_covering_ranges() {
+        let x = MerkleHash::from_bytes([1; 32]);
+        let y = MerkleHash::from_bytes([2; 32]);
+        let hx: Vec<MerkleHash> = (0..4)
+            .map(|i| MerkleHash::from_bytes([10 + i; 32]))
+            .collect();
+        let hy = vec![MerkleHash::from_bytes([20; 32])];
+        let fetched = [
+            FetchedRange {
+                xorb: x,
+                chunks: ChunkRange::new(0, 4),
+                hashes: &hx,
+                lens: &[5, 6, 7, 8],
+            },
+            FetchedRange {
+                xorb: y,
+                chunks: ChunkRange::new(3, 4),
+                hashes: &hy,
+                lens: &[9],
+            },
+        ];
+        // Two terms share x's range; y's single chunk sits between them.
+        let terms = [term(1, 1, 3, 13), term(2, 3, 4, 9), term(1, 0, 1, 5)];
+        let leaves = file_leaves(&terms, &fetched).expect("leaves");
+        assert_eq!(leaves, vec![(hx[1], 6), (hx[2], 7), (hy[0], 9), (hx[0], 5)]);
+        assert_eq!(
+            crate::hash::file_hash(&leaves),
+            crate::hash::file_hash(&[(hx[1], 6), (hx[2], 7), (hy[0], 9), (hx[0], 5)])
+        );
+        assert_eq!(file_leaves(&[], &fetched), Ok(vec![]));
+    }
+
+    #[test]
+    fn file_leaves_errors_are_typed() {
+        let x = MerkleHash::from_bytes([1; 32]);
+        let h = [MerkleHash::from_bytes([3; 32]); 2];
+        let fetched = [FetchedRange {
+            xorb: x,
+            chunks: ChunkRange::new(2, 4),
+            hashes: &h,
+            lens: &[5, 6],
+        }];
+        assert!(matches!(
+            file_leaves(&[term(1, 1, 3, 11)], &fetched),
+            Err(TermError::NotCovered {
+                start: 1,
+                end: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            file_leaves(&[term(9, 2, 4, 11)], &fetched),
+            Err(TermError::NotCovered { .. })
+        ));
+        assert!(matches!(
+            file_leaves(&[term(1, 3, 3, 0)], &fetched),
+            Err(TermError::NotCovered { .. })
+        ));
+        assert_eq!(
+            file_leaves(&[term(1, 2, 4, 12)], &fetched),
+            Err(TermError::Length {
+                xorb: x,
+                start: 2,
+                end: 4,
+                expected: 12,
+                actual: 11
+            })
+        );
+        let bad = [FetchedRange {
+            xorb: x,
+            chunks: ChunkRange::new(2, 4),
+            hashes: &h,
+            lens: &[5],
+        }];
+        assert!(matches!(
+            file_leaves(&[term(1, 2, 4, 11)], &bad),
+            Err(TermError::BadRange { lens: 1, .. })
+        ));
     }
 }

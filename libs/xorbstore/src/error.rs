@@ -47,6 +47,14 @@ pub enum VerifyError {
     /// range past the end of the xorb).
     #[error("expectation does not fit the range: {0}")]
     Expectation(String),
+    /// The bytes disagree with a stored range proven at least as well: the stored range stays
+    /// and the new bytes are refused (a higher level is never displaced by a lower one).
+    #[error("chunks {start}..{end} disagree with a stored range proven {level:?}")]
+    Contradicts {
+        start: u32,
+        end: u32,
+        level: crate::verify::VerificationLevel,
+    },
 }
 
 /// Every failure of the store.

@@ -33,6 +33,12 @@ pub fn unique_token() -> u64 {
 
 /// Creates a new temporary file in `dir`, returning its path and handle (read + write).
 pub fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
+    create_temp_mode(dir, 0o666)
+}
+
+/// [`create_temp`] with the file created with permission bits `mode` (before the umask).
+fn create_temp_mode(dir: &Path, mode: u32) -> io::Result<(PathBuf, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
     for _ in 0..16 {
         let path = dir.join(format!(
             ".tmp-{}-{:016x}{TEMP_SUFFIX}",
@@ -43,6 +49,7 @@ pub fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(mode)
             .open(&path)
         {
             Ok(f) => return Ok((path, f)),
@@ -69,8 +76,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Writes `bytes` to `path` atomically (temp file, rename); with [`Durability::Sync`] the file
 /// is fsynced before the rename and the folder after it.
 pub fn write_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
+    write_atomic_mode(path, bytes, durability, 0o666)
+}
+
+/// [`write_atomic`] of a secret (a key): the file is readable and writable by its owner only
+/// (mode 0600) from the moment it is created.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, Durability::Sync, 0o600)
+}
+
+fn write_atomic_mode(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+    mode: u32,
+) -> io::Result<()> {
     let dir = parent(path)?;
-    let (tmp, mut f) = create_temp(dir)?;
+    let (tmp, mut f) = create_temp_mode(dir, mode)?;
     let res = (|| {
         f.write_all(bytes)?;
         if durability == Durability::Sync {
@@ -184,5 +206,16 @@ mod tests {
         assert_eq!(std::fs::read(d.path().join("blob")).expect("read"), b"data");
         let missing = rename_into_place(&tmp, &p, Durability::Sync);
         assert!(missing.is_err(), "renaming a missing file succeeded");
+    }
+
+    #[test]
+    fn secrets_are_written_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("key");
+        write_secret(&p, b"k").expect("write");
+        let mode = std::fs::metadata(&p).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&p).expect("read"), b"k");
     }
 }

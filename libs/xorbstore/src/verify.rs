@@ -25,7 +25,8 @@ pub const MAX_RANGE_BYTES: usize = 2 * xet::xorb::MAX_XORB_BYTES;
 pub enum VerificationLevel {
     /// Only structural checks passed: every record parsed and decoded to its stated length.
     Structural = 0,
-    /// The expected chunk hashes were known and every chunk matched.
+    /// The expected chunk hashes were known from a source the store's owner trusts (not from
+    /// whoever sent the bytes) and every chunk matched.
     ChunkHashesVerified = 1,
     /// The whole xorb is present and its Merkle root equals the xorb hash.
     XorbVerified = 2,
@@ -61,6 +62,10 @@ pub struct Expectation {
     /// The caller already proved these bytes by a file hash (e.g. `zest pull` after hashing a
     /// whole file). Trusted: the range is stored as `FileVerified` once its structure checks out.
     pub file_verified: bool,
+    /// The chunk hashes came from whoever asked for or sent the bytes (a peer's Request): they
+    /// may reject bytes, never vouch for them, so the range stays `Structural` (unless the xorb
+    /// hash or a file hash proves it).
+    pub chunk_hashes_untrusted: bool,
 }
 
 impl Expectation {
@@ -75,6 +80,22 @@ impl Expectation {
             chunk_hashes: Some(hashes),
             ..Self::default()
         }
+    }
+
+    /// Chunk hashes supplied by a requester: bytes that disagree are refused, bytes that agree
+    /// are not raised above `Structural` by them (see [`Expectation::chunk_hashes_untrusted`]).
+    pub fn requester_hashes(hashes: Vec<MerkleHash>) -> Self {
+        Self {
+            chunk_hashes: Some(hashes),
+            chunk_hashes_untrusted: true,
+            ..Self::default()
+        }
+    }
+
+    /// True when the chunk hashes, if any, vouch for the bytes (they came from a trusted
+    /// source).
+    fn trusted_hashes(&self) -> bool {
+        self.chunk_hashes.is_some() && !self.chunk_hashes_untrusted
     }
 
     /// The range is a whole xorb: the xorb hash is checked.
@@ -97,13 +118,13 @@ impl Expectation {
         self
     }
 
-    /// True when this expectation would verify a range beyond `Structural`.
+    /// The highest level this expectation can prove for `range`.
     pub(crate) fn can_prove(&self, range: &Range<u32>) -> VerificationLevel {
         if self.file_verified {
             VerificationLevel::FileVerified
         } else if range.start == 0 && (self.whole_xorb || self.xorb_chunks == Some(range.end)) {
             VerificationLevel::XorbVerified
-        } else if self.chunk_hashes.is_some() {
+        } else if self.trusted_hashes() {
             VerificationLevel::ChunkHashesVerified
         } else {
             VerificationLevel::Structural
@@ -285,7 +306,7 @@ fn verify(
         });
     }
 
-    let mut level = if expected.chunk_hashes.is_some() {
+    let mut level = if expected.trusted_hashes() {
         VerificationLevel::ChunkHashesVerified
     } else {
         VerificationLevel::Structural

@@ -543,8 +543,9 @@ async fn handle_request(ctx: &Arc<Ctx>, r: Request, tx: &mpsc::Sender<Out>) -> b
                 .await
                 .is_ok();
         }
-        // Only structurally checked bytes that disagree: refetch with the hashes (the store
-        // replaces what disagrees with proven bytes).
+        // Only structurally checked bytes that disagree: refetch (the store drops unproven
+        // ranges that disagree with the new bytes, and refuses bytes that contradict proven
+        // ones).
     }
     let (Some(fetcher), Some(upstream)) = (fetcher, r.upstream.clone()) else {
         inc(&ctx.counters.not_found);
@@ -553,14 +554,26 @@ async fn handle_request(ctx: &Arc<Ctx>, r: Request, tx: &mpsc::Sender<Out>) -> b
             .await
             .is_ok();
     };
+    let Some(want_len) = upstream_len(&upstream) else {
+        return tx
+            .send(Out::Frame(Frame::Error(ErrorFrame {
+                request_id: id,
+                code: ErrorCode::INVALID_REQUEST,
+                message: "upstream byte range is inverted or too long".into(),
+            })))
+            .await
+            .is_ok();
+    };
     let ctx = ctx.clone();
     let tx = tx.clone();
     tokio::spawn(async move {
+        // The requester's hashes may reject the fetched bytes, never vouch for them: what is
+        // kept stays `Structural` unless the store can prove more on its own.
+        let wanted = r.chunk_hashes.clone();
         let expected = match r.chunk_hashes {
-            Some(h) => Expectation::with_chunk_hashes(h),
+            Some(h) => Expectation::requester_hashes(h),
             None => Expectation::structural(),
         };
-        let want_len = upstream.byte_end - upstream.byte_start + 1;
         let xorb = r.xorb;
         let fetch = || async {
             let bytes = fetcher.fetch(&xorb, range.clone(), &upstream).await?;
@@ -576,6 +589,15 @@ async fn handle_request(ctx: &Arc<Ctx>, r: Request, tx: &mpsc::Sender<Out>) -> b
             .flights
             .get_or_fetch(xorb, range.clone(), expected, fetch)
             .await;
+        // A coalesced fetch was verified against another requester's hashes: check ours.
+        let res = match (res, &wanted) {
+            (Ok((view, _)), Some(h)) if view.chunk_hashes() != h.as_slice() => {
+                Err(FetchError::Verification(
+                    "stored chunk hashes differ from the requested ones".into(),
+                ))
+            }
+            (res, _) => res,
+        };
         let out = match res {
             Ok((view, source)) => {
                 if source != FetchSource::Store {
@@ -608,6 +630,13 @@ async fn handle_request(ctx: &Arc<Ctx>, r: Request, tx: &mpsc::Sender<Out>) -> b
         let _ = tx.send(out).await;
     });
     true
+}
+
+/// Bytes in the upstream part's inclusive byte range, `None` when it is inverted or longer
+/// than any range may be (checked arithmetic: both ends come from the network).
+fn upstream_len(u: &Upstream) -> Option<u64> {
+    let len = u.byte_end.checked_sub(u.byte_start)?.checked_add(1)?;
+    (len <= crate::MAX_RANGE_BYTES as u64).then_some(len)
 }
 
 fn truncate_message(m: &mut String) {
@@ -841,4 +870,28 @@ fn cancelled(request_id: u32) -> Frame {
         code: ErrorCode::CANCELLED,
         message: "cancelled".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(byte_start: u64, byte_end: u64) -> Upstream {
+        Upstream {
+            url: "http://u/x".into(),
+            byte_start,
+            byte_end,
+        }
+    }
+
+    #[test]
+    fn upstream_len_of_full_u64_range_does_not_overflow() {
+        assert_eq!(upstream_len(&up(0, u64::MAX)), None);
+        assert_eq!(upstream_len(&up(u64::MAX, u64::MAX)), Some(1));
+        assert_eq!(upstream_len(&up(5, 4)), None);
+        assert_eq!(upstream_len(&up(100, 199)), Some(100));
+        let max = crate::MAX_RANGE_BYTES as u64;
+        assert_eq!(upstream_len(&up(0, max - 1)), Some(max));
+        assert_eq!(upstream_len(&up(0, max)), None);
+    }
 }

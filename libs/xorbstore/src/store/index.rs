@@ -24,7 +24,7 @@ pub(crate) const ACCESS_PERSIST_INTERVAL: Duration = Duration::from_secs(60);
 pub(crate) type Id = u64;
 
 /// Pin label → the chunk ranges it pins.
-pub(crate) type Pins = BTreeMap<String, Vec<(MerkleHash, Range<u32>)>>;
+pub type Pins = BTreeMap<String, Vec<(MerkleHash, Range<u32>)>>;
 
 /// What the index needs to know of a stored range.
 pub(crate) trait Entry {
@@ -236,12 +236,13 @@ impl<E: Entry + Clone> Index<E> {
         self.rebuild_pinned();
     }
 
-    /// Adds `ranges` to the pins of `label`.
+    /// Adds `ranges` to the pins of `label`. A label's pins are a set: pinning a range it
+    /// already pins changes nothing.
     pub(crate) fn pin(&mut self, label: &str, ranges: &[(MerkleHash, Range<u32>)]) {
-        self.pins
-            .entry(label.to_string())
-            .or_default()
-            .extend(ranges.iter().cloned());
+        let set = self.pins.entry(label.to_string()).or_default();
+        set.extend(ranges.iter().cloned());
+        set.sort_by_key(|(x, r)| (*x, r.start, r.end));
+        set.dedup();
         self.rebuild_pinned();
     }
 

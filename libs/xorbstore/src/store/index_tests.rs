@@ -117,6 +117,19 @@ fn make_room_skips_pinned_and_fails_without_evicting() {
 }
 
 #[test]
+fn pinning_the_same_ranges_twice_keeps_one_pin_each() {
+    let mut ix: Index<E> = Index::default();
+    ix.pin("m@1", &[(x(1), 0..4), (x(2), 1..3)]);
+    ix.pin("m@1", &[(x(2), 1..3), (x(1), 0..4), (x(1), 0..4)]);
+    assert_eq!(ix.pins().len(), 1);
+    assert_eq!(ix.pins()["m@1"], vec![(x(1), 0..4), (x(2), 1..3)]);
+    ix.pin("m@1", &[(x(1), 4..6)]);
+    assert_eq!(ix.pins()["m@1"].len(), 3);
+    assert!(ix.unpin("m@1"));
+    assert!(ix.pins().is_empty());
+}
+
+#[test]
 fn bytes_in_flight_count_against_the_quota() {
     let mut ix = Index::default();
     ix.add(e(1, 0..1, 10));

@@ -19,10 +19,10 @@
 //! [`Store::insert_async`], [`Store::get_async`] and [`Store::get_cover_async`], which run the
 //! blocking part on tokio's blocking pool (a lookup of mapped inline ranges only takes a short
 //! lock and stays on the caller's thread), or `spawn_blocking` themselves. Only
-//! [`Store::contains`], [`Store::holdings`], [`Store::list`], [`Store::pin_labels`] and
-//! [`Store::stats`] never touch a file and are fine from async code. A store that never holds
-//! blob references (the edge never inserts one) does no file reads in [`Store::get`] either, but
-//! async code should not rely on that.
+//! [`Store::contains`], [`Store::covering_level`], [`Store::holdings`], [`Store::list`],
+//! [`Store::pin_labels`], [`Store::pins`] and [`Store::stats`] never touch a file and are fine
+//! from async code. A store that never holds blob references (the edge never inserts one) does
+//! no file reads in [`Store::get`] either, but async code should not rely on that.
 //!
 //! Several processes may share one folder (`zest seed` serving while `zest pull` writes): file
 //! names never collide, temp files of live writers are kept at open, and [`Store::rescan`] picks
@@ -47,6 +47,7 @@ use crate::error::StoreError;
 use crate::verify::VerificationLevel;
 use backing::Stored;
 use index::Index;
+pub use index::Pins;
 pub use view::RangeView;
 
 /// Name of the store's folder under the root; the version changes with the file format.
@@ -288,6 +289,11 @@ impl Store {
     /// The pin labels.
     pub fn pin_labels(&self) -> Vec<String> {
         self.lock().pins().keys().cloned().collect()
+    }
+
+    /// Every pin label with the chunk ranges it pins (a set: no range twice), by label.
+    pub fn pins(&self) -> Pins {
+        self.lock().pins().clone()
     }
 
     /// Current counters.

@@ -20,6 +20,7 @@ use xet::MerkleHash;
 use super::backing::Stored;
 use super::{remove_quietly, RangeView, Store};
 use crate::error::StoreError;
+use crate::verify::VerificationLevel;
 
 /// What the index step of a lookup found: the stored ranges to view with the chunks each
 /// serves, in order, and the stored ranges whose file access time is due to be refreshed.
@@ -201,6 +202,21 @@ impl Store {
     /// True when one stored range covers chunks `range` of `xorb` (no LRU or counter update).
     pub fn contains(&self, xorb: &MerkleHash, range: Range<u32>) -> bool {
         range.start < range.end && self.lock().find_covering(xorb, &range).is_some()
+    }
+
+    /// The level of the best-proven stored range covering chunks `range` of `xorb`, `None` when
+    /// no one range covers them (no LRU or counter update).
+    pub fn covering_level(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+    ) -> Option<VerificationLevel> {
+        if range.start >= range.end {
+            return None;
+        }
+        let ix = self.lock();
+        let id = ix.find_covering(xorb, &range)?;
+        ix.get(id).map(|s| s.level())
     }
 
     /// Decodes chunks `range` of `xorb` into `out` (appending). [`StoreError::NotHeld`] when no

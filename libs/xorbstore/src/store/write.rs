@@ -38,6 +38,7 @@ impl Store {
             Body::Inline(bytes),
             expected.can_prove(&range),
             || verify_range(xorb, range.clone(), bytes, expected),
+            expected.chunk_hashes.as_deref(),
         )
     }
 
@@ -112,10 +113,17 @@ impl Store {
             Body::Blob(&blob),
             VerificationLevel::FileVerified,
             || Ok(meta.clone()),
+            Some(chunk_hashes),
         )
     }
 
     /// Inserts `body` whose metadata `verify` gives, proven up to `can_prove`.
+    ///
+    /// The level rule: a stored range is never displaced by a lower or unproven one. Bytes that
+    /// disagree with a stored range of a higher level (or of the same proven level) are refused
+    /// with [`VerifyError::Contradicts`]; stored ranges that disagree and are proven less (or
+    /// are `Structural` like the new bytes) are dropped; after the write, only ranges inside the
+    /// new one that are proven no better are dropped as redundant.
     fn insert_with(
         &self,
         xorb: &MerkleHash,
@@ -123,55 +131,81 @@ impl Store {
         body: Body<'_>,
         can_prove: VerificationLevel,
         verify: impl Fn() -> Result<RangeMeta, VerifyError>,
+        claimed: Option<&[MerkleHash]>,
     ) -> Result<InsertOutcome, StoreError> {
         check_range(&range).inspect_err(|_| self.count_rejected())?;
-        let mut conflicting: Vec<u64> = Vec::new();
         let existing = {
             let ix = self.lock();
             ix.find_covering(xorb, &range)
                 .and_then(|id| ix.get(id).cloned())
         };
-        let meta = match existing {
-            Some(old) if old.level() >= can_prove => {
+        if let Some(old) = &existing {
+            // Nothing to gain unless the caller's hashes disagree with what is held (then the
+            // bytes are checked, and refused or kept by the level rule below).
+            let agrees = claimed.is_none_or(|h| old.hashes(&range) == h);
+            if old.level() >= can_prove && agrees {
                 return Ok(InsertOutcome::AlreadyHeld { level: old.level() });
             }
-            Some(old) => {
-                let meta = verify().inspect_err(|_| self.count_rejected())?;
-                if old.hashes(&range) == meta.chunk_hashes.as_slice() {
-                    let level = if old.range == range && meta.level > old.level() {
-                        self.set_level(&old, meta.level)?;
-                        meta.level
-                    } else {
-                        old.level()
-                    };
-                    return Ok(InsertOutcome::AlreadyHeld { level });
-                }
-                // The new bytes are proven better than the stored ones and disagree with them:
-                // the stored range is wrong. Drop every stored range that disagrees.
-                tracing::warn!(xorb = %xorb, ?range, "stored range disagrees with verified bytes; replacing it");
-                let ix = self.lock();
-                for (id, s) in ix.entries_of(xorb) {
-                    let lo = s.range.start.max(range.start);
-                    let hi = s.range.end.min(range.end);
-                    if lo < hi
-                        && s.hashes(&(lo..hi))
-                            != &meta.chunk_hashes
-                                [(lo - range.start) as usize..(hi - range.start) as usize]
-                    {
-                        conflicting.push(id);
-                    }
-                }
-                meta
+        }
+        let meta = verify().inspect_err(|_| self.count_rejected())?;
+        if let Some(old) = &existing {
+            if old.hashes(&range) == meta.chunk_hashes.as_slice() {
+                let level = if old.range == range && meta.level > old.level() {
+                    self.set_level(old, meta.level)?;
+                    meta.level
+                } else {
+                    old.level()
+                };
+                return Ok(InsertOutcome::AlreadyHeld { level });
             }
-            None => verify().inspect_err(|_| self.count_rejected())?,
-        };
+        }
+        let conflicting = self
+            .conflicting(xorb, &range, &meta)
+            .inspect_err(|_| self.count_rejected())?;
         if !conflicting.is_empty() {
+            tracing::warn!(xorb = %xorb, ?range, level = ?meta.level, "stored ranges disagree with better-proven bytes; replacing them");
             let mut ix = self.lock();
             let gone = ix.remove_all(conflicting);
             drop(ix);
             self.delete_evicted(gone);
         }
         self.write_range(xorb, range, body, meta)
+    }
+
+    /// The stored ranges of `xorb` whose chunks overlapping `range` disagree with `meta`'s, to
+    /// drop before `meta`'s bytes are written; [`VerifyError::Contradicts`] when one of them is
+    /// proven better than `meta` (or as well, above `Structural`).
+    fn conflicting(
+        &self,
+        xorb: &MerkleHash,
+        range: &Range<u32>,
+        meta: &RangeMeta,
+    ) -> Result<Vec<u64>, VerifyError> {
+        let ix = self.lock();
+        let mut out = Vec::new();
+        for (id, s) in ix.entries_of(xorb) {
+            let lo = s.range.start.max(range.start);
+            let hi = s.range.end.min(range.end);
+            if lo >= hi {
+                continue;
+            }
+            let ours = &meta.chunk_hashes[(lo - range.start) as usize..(hi - range.start) as usize];
+            if s.hashes(&(lo..hi)) == ours {
+                continue;
+            }
+            let theirs = s.level();
+            if theirs > meta.level
+                || (theirs == meta.level && theirs > VerificationLevel::Structural)
+            {
+                return Err(VerifyError::Contradicts {
+                    start: lo,
+                    end: hi,
+                    level: theirs,
+                });
+            }
+            out.push(id);
+        }
+        Ok(out)
     }
 
     fn count_rejected(&self) {
@@ -211,9 +245,10 @@ impl Store {
         ix.release(file_len);
         let stored = written?;
         let id = ix.add(Arc::new(stored));
-        // Ranges wholly inside the new one are redundant now.
+        // Ranges wholly inside the new one and proven no better are redundant now (a better
+        // proven one stays: a lower level never displaces a higher one).
         let mut subsumed = ix.inside(xorb, &range);
-        subsumed.retain(|&other| other != id);
+        subsumed.retain(|&other| other != id && ix.get(other).is_some_and(|s| s.level() <= level));
         let gone = ix.remove_all(subsumed);
         drop(ix);
         for s in gone {

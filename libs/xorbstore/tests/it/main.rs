@@ -4,5 +4,6 @@
 
 mod common;
 mod crash;
+mod levels;
 mod peer;
 mod store;
