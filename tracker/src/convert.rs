@@ -30,13 +30,9 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-fn id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@')
-}
-
-/// A peer id: 1–128 characters of `A-Z a-z 0-9 . _ - : @`.
+/// A peer id: 1–128 characters of `A-Z a-z 0-9 . _ - : @` ([`api::is_valid_peer_id`]).
 pub fn check_peer_id(field: &str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 128 || !id.chars().all(id_char) {
+    if !api::is_valid_peer_id(id) {
         return Err(bad(format!(
             "{field} must be 1-128 characters of A-Z a-z 0-9 . _ - : @"
         )));
@@ -45,7 +41,7 @@ pub fn check_peer_id(field: &str, id: &str) -> Result<(), ApiError> {
 }
 
 fn check_zone(field: &str, zone: &str) -> Result<(), ApiError> {
-    if zone.len() > 64 || !zone.chars().all(id_char) {
+    if zone.len() > 64 || !zone.chars().all(api::is_id_char) {
         return Err(bad(format!(
             "{field} must be 0-64 characters of A-Z a-z 0-9 . _ - : @"
         )));

@@ -271,9 +271,8 @@ impl TrackerClient {
     /// shutting down). A peer the tracker does not know is not an error.
     pub async fn deregister(&self, peer_id: &str) -> Result<(), TrackerError> {
         let call = "deregister";
-        // The tracker's peer-id alphabet (`A-Z a-z 0-9 . _ - : @`) needs no escaping in a path.
-        let ok = |c: char| c.is_ascii_alphanumeric() || ".-_:@".contains(c);
-        if peer_id.is_empty() || !peer_id.chars().all(ok) {
+        // A valid id needs no escaping in a path.
+        if !crate::is_valid_peer_id(peer_id) {
             return Err(TrackerError::Invalid {
                 call,
                 detail: format!("peer id {peer_id:?} is not one a tracker accepts"),

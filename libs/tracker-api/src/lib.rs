@@ -22,6 +22,21 @@ pub mod client;
 /// Most items one lookup sends (the tracker accepts up to 10,000).
 pub const MAX_LOOKUP_ITEMS: usize = 5_000;
 
+/// The longest peer id a tracker accepts.
+pub const MAX_PEER_ID_LEN: usize = 128;
+
+/// A character of the identifier alphabet (peer ids, zones): `A-Z a-z 0-9 . _ - : @`, none of
+/// which needs escaping in a URL path.
+pub fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@')
+}
+
+/// Whether `id` is a peer id a tracker accepts: 1 to [`MAX_PEER_ID_LEN`] characters of the
+/// identifier alphabet ([`is_id_char`]).
+pub fn is_valid_peer_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_PEER_ID_LEN && id.chars().all(is_id_char)
+}
+
 /// Who is announcing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerDescriptor {
