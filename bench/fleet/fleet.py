@@ -9,10 +9,13 @@ Hosts (each a network namespace on one bridge, see netlab.py): `origin` (zest-or
 
 Runs (--runs, comma-separated, in this order):
   hf     N x huggingface_hub.snapshot_download straight from the origin (the status quo).
-  fleet  N x `zest pull` through the edges + tracker, all started within one second.
-  edges  the same with edges only, no client-to-client sharing. Today `zest pull` does not serve
-         while it pulls (the swarm is a later issue), so `fleet` is edges-only as well and the
-         two runs differ only by noise; once the swarm lands `fleet` turns it on.
+  fleet  N x `zest pull` through the edges + tracker, all started within one second: edges and
+         the swarm (every pull serves the others while it pulls).
+  edges  the same with edges only, no client-to-client sharing (`zest pull --no-serve`).
+  swarm  the swarm only: a tracker and no edge.
+A zest client's time is until its files are in place (the summary's duration); a swarm member
+then keeps serving while others still ask it (at most 30 s), and "max exit" says when the last
+process ended.
 Faults (--faults, each one more `fleet` run with the fault injected, compared with the clean one):
   edge-kill        SIGKILL edge1 once the origin has sent --fault-at of the model's xorb bytes.
   tracker-restart  SIGKILL the tracker at the same point, start a new one on the same address.
@@ -233,7 +236,10 @@ class Fleet:
                    HF_HUB_CACHE=os.path.join(d, "hub"), ZEST_CACHE=os.path.join(d, "zest"),
                    ZEST_PEER_ID=f"c{i}", RUST_LOG="warn",
                    ZEST_TRACKER=self.url("tracker", TRACKER_PORT))
-        return [os.path.join(self.bin, "zest"), "pull", zestbench.REPO, "--json", "--quiet"], env, d
+        cmd = [os.path.join(self.bin, "zest"), "pull", zestbench.REPO, "--json", "--quiet"]
+        if tag == "edges":
+            cmd.append("--no-serve")
+        return cmd, env, d
 
     def run_clients(self, kind, tag, fault=None):
         """Starts the N clients at once; returns the run's record."""
@@ -288,7 +294,8 @@ class Fleet:
                "fault_info": fault_info}
         for i, p, d in jobs:
             code, out = outs[i]
-            c = {"client": i, "time_s": done[i] - starts[i - 1], "exit": code}
+            c = {"client": i, "time_s": done[i] - starts[i - 1], "exit_s": done[i] - starts[i - 1],
+                 "exit": code}
             if code != 0:
                 c["error"] = f"exit {code}, see {self.logs}/{tag}-c{i}.log"
             else:
@@ -301,6 +308,9 @@ class Fleet:
                 else:
                     snap = j["path"] if kind == "hf" else j["snapshot"]
                     if kind == "zest":
+                        # Files in place (the pull's own duration), not the end of serving.
+                        c["time_s"] = min(c["exit_s"], j["duration_ms"] / 1000)
+                        c["served"] = j.get("served", {})
                         c["bytes"] = j["bytes"]
                         c["retries"] = j.get("retries", 0)
                         c["bad_sources"] = j.get("bad_sources", {})
@@ -393,7 +403,8 @@ class Fleet:
             self.start_origin(["--fault-429-rate", "0.3", "--fault-seed", "1"])
         if kind == "zest":
             self.start_tracker()
-            self.start_edges(tag)
+            if name != "swarm":
+                self.start_edges(tag)
         if fault == "silent-peer":
             end_silent = self.silent_peer()
         self._fault_base = self.origin_bytes()[0]
@@ -401,6 +412,7 @@ class Fleet:
             rec = self.run_clients(kind, tag, fault if fault in ("edge-kill",
                                                                  "tracker-restart") else None)
             rec["fault"] = fault
+            rec["t_floor_s"] = self.floor(len(self.edges) if kind == "zest" else 0)
             if kind == "zest":
                 ef = 0.0
                 for i in range(len(self.edges)):
@@ -420,12 +432,14 @@ class Fleet:
                 self.start_origin()
         return rec
 
-    def floor(self):
+    def floor(self, edges=None):
         """T_floor = max(F/u_origin, F/d_client, N*F/(u_origin + sum of host uplinks)), the host
-        uplinks being the clients' and the edges' (Kumar & Ross 2006, edges as helpers)."""
+        uplinks being the clients' and the edges' (Kumar & Ross 2006, edges as helpers); `edges`
+        is the run's edge count (default: the lab's)."""
         a, F = self.a, self.F
+        edges = a.edges if edges is None else edges
         uo, dc = rate_bytes(a.origin_up), rate_bytes(a.client_down)
-        hosts = a.clients * rate_bytes(a.client_up) + a.edges * rate_bytes(a.edge_up)
+        hosts = a.clients * rate_bytes(a.client_up) + edges * rate_bytes(a.edge_up)
         return max(F / uo, F / dc, a.clients * F / (uo + hosts))
 
     def main(self):
@@ -445,7 +459,7 @@ class Fleet:
         for r in runs:
             rec = self.run(r)
             records.append(rec)
-            log(summary_line(rec, self.F, self.floor()))
+            log(summary_line(rec, self.F, rec["t_floor_s"]))
         return {"model_bytes": model, "files": len(self.files), "F": self.F,
                 "t_floor_s": self.floor(), "args": vars(a), "cores": os.cpu_count(),
                 "records": records}
@@ -464,10 +478,10 @@ def table(result):
     F, floor = result["F"], result["t_floor_s"]
     recs = result["records"]
     clean = {r["kind"]: r for r in recs if not r["fault"]}
-    rows = ["| run | p50 s | p99 s | max s | max / T_floor | origin xorb ÷ F | origin link ÷ F | "
-            "bytes by source (edges / peers / upstream, MB) | CPU busy (machine, lab) | wrong bytes | "
-            "failed |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| run | p50 s | p99 s | max s | max exit s | T_floor s | p99 / T_floor | "
+            "origin xorb ÷ F | origin link ÷ F | bytes by source (edges / peers / upstream, MB) | "
+            "CPU busy (machine, lab) | wrong bytes | failed |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
         ts = [c["time_s"] for c in r["clients"]]
         src = {"edges": 0, "peers": 0, "upstream": 0}
@@ -486,8 +500,11 @@ def table(result):
                 name += f" (slowdown {slow:.2f}x)"
         wrong = sum(c.get("wrong_bytes", 0) for c in r["clients"])
         failed = sum(1 for c in r["clients"] if "error" in c)
+        fl = r.get("t_floor_s", floor)
+        exits = [c.get("exit_s", c["time_s"]) for c in r["clients"]]
         rows.append(f"| {name} | {pct(ts, 50):.1f} | {pct(ts, 99):.1f} | {max(ts):.1f} | "
-                    f"{max(ts) / floor:.2f} | {r['origin_xorb_bytes'] / F:.2f} | "
+                    f"{max(exits):.1f} | {fl:.1f} | {pct(ts, 99) / fl:.2f} | "
+                    f"{r['origin_xorb_bytes'] / F:.2f} | "
                     f"{r['origin_tx_bytes'] / F:.2f} | {srcs} | {cpu} | {wrong} | {failed} |")
     return "\n".join(rows)
 
@@ -508,8 +525,8 @@ def parse_args(argv):
     p.add_argument("--lan", default="1gbit", help="tracker links and the origin downlink")
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="delay added to every packet a host sends (netem; needs sch_netem)")
-    p.add_argument("--runs", default="hf,fleet,edges",
-                   help="comma-separated: hf, fleet, edges (empty for faults only)")
+    p.add_argument("--runs", default="hf,fleet,edges,swarm",
+                   help="comma-separated: hf, fleet, edges, swarm (empty for faults only)")
     p.add_argument("--faults", default="",
                    help=f"comma-separated fault runs: {', '.join(FAULTS)}, or all")
     p.add_argument("--fault-at", type=float, default=0.3,
@@ -529,7 +546,7 @@ def parse_args(argv):
     a.runs = [r for r in a.runs.split(",") if r]
     a.faults = list(FAULTS) if a.faults == "all" else [f for f in a.faults.split(",") if f]
     for r in a.runs:
-        if r not in ("hf", "fleet", "edges"):
+        if r not in ("hf", "fleet", "edges", "swarm"):
             p.error(f"unknown run {r!r}")
     for f in a.faults:
         if f not in FAULTS:

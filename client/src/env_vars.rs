@@ -33,3 +33,17 @@ pub const ZEST_FSYNC: &str = "ZEST_FSYNC";
 pub const ZEST_SEED_LISTEN: &str = "ZEST_SEED_LISTEN";
 /// Address `zest seed` announces (default: the listen address).
 pub const ZEST_SEED_ADVERTISE: &str = "ZEST_SEED_ADVERTISE";
+/// `zest pull --no-serve`: take from the swarm without serving it.
+pub const ZEST_NO_SERVE: &str = "ZEST_NO_SERVE";
+/// Address `zest pull` listens on for peers while it pulls (default `0.0.0.0:0`).
+pub const ZEST_LISTEN: &str = "ZEST_LISTEN";
+/// Address `zest pull` announces (default: the route to the tracker, and the listening port).
+pub const ZEST_ADVERTISE: &str = "ZEST_ADVERTISE";
+/// How long `zest pull` keeps serving after it completes (`--seed-for`).
+pub const ZEST_SEED_FOR: &str = "ZEST_SEED_FOR";
+/// Peers `zest pull` serves at once (`--upload-slots`).
+pub const ZEST_UPLOAD_SLOTS: &str = "ZEST_UPLOAD_SLOTS";
+/// Most bytes per second `zest pull` serves to peers (`--max-upload-rate`).
+pub const ZEST_MAX_UPLOAD_RATE: &str = "ZEST_MAX_UPLOAD_RATE";
+/// Ranges a swarm fetches from upstream at once (`zest pull --swarm-upstream-fetches`).
+pub const ZEST_SWARM_UPSTREAM_FETCHES: &str = "ZEST_SWARM_UPSTREAM_FETCHES";

@@ -159,20 +159,54 @@ pub fn lookup(
     if let Some(zone) = &req.zone {
         check_zone("zone", zone)?;
     }
-    let max = limits.max_lookup_items;
-    if req.items.len() > max {
-        return Err(bad(format!(
-            "items has {} entries, at most {max} allowed",
-            req.items.len()
-        )));
-    }
     let per_item = match req.limit {
         None => DEFAULT_PEERS_PER_ITEM,
         Some(0) => return Err(bad("limit must be at least 1")),
         Some(n) => (n as usize).min(MAX_PEERS_PER_ITEM),
     };
-    let keys = req
-        .items
+    Ok((lookup_keys(&req.items, limits)?, per_item))
+}
+
+/// Validates a claim: the claimer, the lease length (cut to [`api::MAX_CLAIM_TTL_MS`]) and the
+/// items.
+pub fn claim(req: &api::ClaimRequest, limits: &Limits) -> Result<(Vec<LookupKey>, u64), ApiError> {
+    check_peer_id("peer_id", &req.peer_id)?;
+    if req.ttl_ms == 0 {
+        return Err(bad("ttl_ms must be at least 1"));
+    }
+    let ttl = req.ttl_ms.min(api::MAX_CLAIM_TTL_MS);
+    if let Some(g) = &req.group {
+        if g.is_empty() || g.len() > 256 || g.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad(
+                "group must be 1-256 characters without spaces or control characters",
+            ));
+        }
+    }
+    Ok((lookup_keys(&req.items, limits)?, ttl))
+}
+
+/// The group of a valid claim request, when it names one with a lease limit.
+pub fn claim_group(req: &api::ClaimRequest) -> Option<crate::model::ClaimGroup<'_>> {
+    match (&req.group, req.max_group_leases) {
+        (Some(name), Some(max)) if max > 0 => Some(crate::model::ClaimGroup {
+            name,
+            max_leases: max,
+        }),
+        _ => None,
+    }
+}
+
+/// The store keys of lookup or claim items (at most `limits.max_lookup_items`, each range
+/// non-empty).
+fn lookup_keys(items: &[api::LookupItem], limits: &Limits) -> Result<Vec<LookupKey>, ApiError> {
+    let max = limits.max_lookup_items;
+    if items.len() > max {
+        return Err(bad(format!(
+            "items has {} entries, at most {max} allowed",
+            items.len()
+        )));
+    }
+    items
         .iter()
         .enumerate()
         .map(|(i, it)| {
@@ -188,8 +222,7 @@ pub fn lookup(
                 end: it.range.end,
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((keys, per_item))
+        .collect()
 }
 
 fn repo_segment(field: &str, s: &str) -> Result<(), ApiError> {

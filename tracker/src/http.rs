@@ -176,6 +176,56 @@ async fn lookup(
     Ok(HttpResponse::Ok().json(api::LookupResponse { peers, results }))
 }
 
+async fn claim(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&req, Access::Write).await?;
+    let body: api::ClaimRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let (keys, ttl_ms) = convert::claim(&body, &state.limits)?;
+    let leases = state
+        .store
+        .claim(
+            &body.peer_id,
+            &keys,
+            convert::claim_group(&body),
+            if body.done {
+                crate::model::ClaimKind::Done
+            } else {
+                crate::model::ClaimKind::Lease
+            },
+            state.clock.now_ms(),
+            ttl_ms,
+        )
+        .await
+        .map_err(|e| state.store_error("claim", e))?;
+    let results: Vec<api::ClaimResult> = leases
+        .into_iter()
+        .map(|l| {
+            let granted = !body.done && !l.group_full && l.holder == body.peer_id;
+            api::ClaimResult {
+                granted,
+                holder: (!granted && !l.group_full).then_some(l.holder),
+                expires_in_ms: l.expires_in_ms,
+                group_full: l.group_full,
+            }
+        })
+        .collect();
+    let granted = results.iter().filter(|r| r.granted).count() as u64;
+    state
+        .metrics
+        .claims
+        .with_label_values(&["granted"])
+        .inc_by(granted);
+    state
+        .metrics
+        .claims
+        .with_label_values(&["held"])
+        .inc_by(results.len() as u64 - granted);
+    Ok(HttpResponse::Ok().json(api::ClaimResponse { results }))
+}
+
 async fn delete_peer(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -299,6 +349,60 @@ async fn get_manifest(
     }
 }
 
+/// The Xet file hash of a `/v1/chunks/{hash}` path.
+fn chunks_key(hash: &str) -> Result<xet::MerkleHash, ApiError> {
+    xet::MerkleHash::from_hex(hash)
+        .map_err(|_| ApiError::BadRequest(format!("{hash:?} is not a Xet hash (64 hex digits)")))
+}
+
+async fn put_chunks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&req, Access::Write).await?;
+    let key = chunks_key(&path)?;
+    let m: api::ChunkManifest = read_json(&req, payload, state.max_body_bytes).await?;
+    let got = m
+        .file_hash()
+        .map_err(|e| ApiError::BadRequest(format!("chunk manifest: {e}")))?;
+    if got != key {
+        return Err(ApiError::BadRequest(format!(
+            "the chunks hash to {got}, not to {key}"
+        )));
+    }
+    let doc = serde_json::to_string(&m)
+        .map_err(|e| ApiError::Internal(format!("encoding chunk manifest: {e}")))?;
+    state
+        .store
+        .put_chunks(&key, &doc)
+        .await
+        .map_err(|e| state.store_error("put_chunks", e))?;
+    state.metrics.chunk_manifests_stored.inc();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_chunks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&req, Access::Read).await?;
+    let key = chunks_key(&path)?;
+    match state
+        .store
+        .get_chunks(&key)
+        .await
+        .map_err(|e| state.store_error("get_chunks", e))?
+    {
+        Some(doc) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(doc)),
+        None => Err(ApiError::NotFound(format!("no chunk manifest for {key}"))),
+    }
+}
+
 async fn post_report(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -371,6 +475,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .route("/announce", web::post().to(announce))
             .route("/lookup", web::post().to(lookup))
+            .route("/claims", web::post().to(claim))
             .route("/peers", web::get().to(list_peers))
             .route("/peers/{id}", web::delete().to(delete_peer))
             .route("/stats", web::get().to(stats))
@@ -379,7 +484,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::put().to(put_manifest))
                     .route(web::get().to(get_manifest)),
             )
-            .route("/reports", web::post().to(post_report)),
+            .route("/reports", web::post().to(post_report))
+            .service(
+                web::resource("/chunks/{hash}")
+                    .route(web::put().to(put_chunks))
+                    .route(web::get().to(get_chunks)),
+            ),
     )
     .route("/metrics", web::get().to(metrics))
     .route("/healthz", web::get().to(healthz))

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub lookup_items: IntCounter,
     /// Lookup items no live peer holds.
     pub lookup_misses: IntCounter,
+    /// Claimed items by outcome (`granted`: the asker fetches upstream; `held`: another peer
+    /// already does).
+    pub claims: IntCounterVec,
     /// Store failures by operation.
     pub store_errors: IntCounterVec,
     /// Requests refused for a missing or wrong token.
@@ -32,6 +35,8 @@ pub struct Metrics {
     /// Bytes reported by pulls, by source (`local`, `peers`, `edges`, `upstream`).
     pub report_bytes: IntCounterVec,
     pub manifests_stored: IntCounter,
+    /// Chunk manifests accepted (their chunks hashed to the file's hash).
+    pub chunk_manifests_stored: IntCounter,
     /// Live peers as of the last sweep.
     pub peers_alive: IntGauge,
     /// Expired peers whose holdings the sweeper deleted.
@@ -69,6 +74,11 @@ impl Metrics {
                 "zest_tracker_lookup_misses_total",
                 "Lookup items no live peer holds",
             ),
+            claims: registry.counter_vec(
+                "zest_tracker_claims_total",
+                "Upstream-fetch claims by outcome (granted, held)",
+                &["outcome"],
+            ),
             store_errors: registry.counter_vec(
                 "zest_tracker_store_errors_total",
                 "Store failures by operation",
@@ -86,6 +96,10 @@ impl Metrics {
             ),
             manifests_stored: registry
                 .counter("zest_tracker_manifests_stored_total", "Manifests stored"),
+            chunk_manifests_stored: registry.counter(
+                "zest_tracker_chunk_manifests_stored_total",
+                "Chunk manifests accepted (checked against the file hash)",
+            ),
             peers_alive,
             peers_swept: registry.counter("zest_tracker_peers_swept_total", "Expired peers swept"),
             registry,

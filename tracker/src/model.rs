@@ -122,6 +122,33 @@ pub struct LookupKey {
     pub end: u32,
 }
 
+/// Who holds the upstream-fetch lease on one [`LookupKey`] after a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOutcome {
+    /// The lease holder: the claimer itself when granted (empty when the group is full).
+    pub holder: String,
+    /// Milliseconds left on the lease.
+    pub expires_in_ms: u64,
+    /// Nobody holds the lease, but the group has its most live leases.
+    pub group_full: bool,
+}
+
+/// A claim's group: its name and the most live leases it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimGroup<'a> {
+    pub name: &'a str,
+    pub max_leases: u32,
+}
+
+/// What a claim asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// A lease (new or renewed).
+    Lease,
+    /// The fetches are done: the asker's leases leave the group and end after the ttl.
+    Done,
+}
+
 /// What a store found for a batch of [`LookupKey`]s: live peers holding a covering range,
 /// unranked. `items[i]` answers key `i` with indices into `peers` (each peer appears once in
 /// `peers`, however many items it answers).

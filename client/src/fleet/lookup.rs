@@ -4,13 +4,27 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use xet::MerkleHash;
 use zest_tracker_api::client::TrackerClient;
-use zest_tracker_api::{ChunkRange, LookupItem, LookupRequest, Role};
+use zest_tracker_api::{ChunkManifest, ChunkRange, ClaimRequest, LookupItem, LookupRequest, Role};
 
 use super::{Holder, Unit};
 
 /// Holders asked of the tracker per range.
 const HOLDERS_PER_RANGE: u32 = 8;
+
+/// What the tracker said about a claim on fetching a unit from upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// We hold the lease: fetch it.
+    Granted,
+    /// Another machine is fetching it; its lease has `left_ms` to run.
+    Held { holder: String, left_ms: u64 },
+    /// The swarm already fetches its most ranges from upstream at once: ask again soon.
+    Busy,
+    /// No tracker (or it failed): nobody coordinates, fetch it.
+    Unavailable,
+}
 
 /// The tracker side of one pull.
 #[derive(Debug)]
@@ -92,6 +106,80 @@ impl Lookups {
             }
         }
         out
+    }
+
+    /// Asks for the lease on fetching `unit` from upstream for `ttl_ms` (single flight across
+    /// the swarm).
+    /// `group` is the swarm (its name, and the most upstream fetches it makes at once).
+    pub async fn claim(
+        &self,
+        unit: &Unit,
+        ttl_ms: u64,
+        group: Option<(&str, u32)>,
+        done: bool,
+    ) -> Claim {
+        let Some(t) = self.live() else {
+            return Claim::Unavailable;
+        };
+        let req = ClaimRequest {
+            peer_id: self.peer_id.clone(),
+            ttl_ms,
+            items: vec![LookupItem {
+                hash: unit.xorb,
+                range: ChunkRange::new(unit.chunks.start, unit.chunks.end),
+            }],
+            group: group.map(|g| g.0.to_owned()),
+            max_group_leases: group.map(|g| g.1),
+            done,
+        };
+        match t.claim(&req).await {
+            Ok(r) => match r.results.into_iter().next() {
+                Some(c) if c.group_full => Claim::Busy,
+                Some(c) if !c.granted => Claim::Held {
+                    holder: c.holder.unwrap_or_default(),
+                    left_ms: c.expires_in_ms,
+                },
+                _ => Claim::Granted,
+            },
+            // An older tracker without claims: nobody coordinates, but lookups still work.
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => Claim::Unavailable,
+            Err(e) => {
+                self.mark_down("claim", &e);
+                Claim::Unavailable
+            }
+        }
+    }
+
+    /// The file's chunk manifest, when the tracker has one whose chunks hash to `xet_hash`
+    /// (the hash the caller trusts; a manifest that does not is ignored, with a warning).
+    pub async fn chunk_manifest(&self, xet_hash: &MerkleHash) -> Option<ChunkManifest> {
+        let t = self.live()?;
+        match t.get_chunks(xet_hash).await {
+            Ok(Some(m)) => match m.file_hash() {
+                Ok(h) if h == *xet_hash => Some(m),
+                Ok(h) => {
+                    tracing::warn!(file = %xet_hash, got = %h, "the tracker's chunk manifest is for another file; ignoring it");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(file = %xet_hash, error = %e, "malformed chunk manifest; ignoring it");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "no chunk manifest");
+                None
+            }
+        }
+    }
+
+    /// Publishes a verified file's chunk manifest (best effort).
+    pub async fn publish_chunk_manifest(&self, xet_hash: &MerkleHash, m: &ChunkManifest) {
+        let Some(t) = self.live() else { return };
+        if let Err(e) = t.put_chunks(xet_hash, m).await {
+            tracing::debug!(error = %format!("{e:#}"), "chunk manifest PUT failed");
+        }
     }
 
     /// Live edges known to the tracker, best first (asked once per pull).

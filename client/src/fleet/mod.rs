@@ -9,6 +9,7 @@
 //! - `pool`: the connections to peers and edges.
 //! - `lookup`: the tracker's lookups and edge list (and the tracker-down switch).
 //! - `blame`, `counters`: the bad sources and the bytes by source of one pull.
+//! - [`swarm`]: a pull's own server and announcer (serving while it pulls).
 //! - [`Fleet`] (`fetch`): ties them together and carries out the scheduler's decisions.
 
 mod blame;
@@ -17,11 +18,13 @@ mod fetch;
 mod lookup;
 mod pool;
 pub mod scheduler;
+pub mod swarm;
 pub mod unit;
 
 use std::path::PathBuf;
 
 pub use fetch::{FetchError, Fleet, MAX_HEDGES};
+pub use lookup::Claim;
 pub use unit::{check, CheckError, Decoded, Fetched, Holder, Source, Unit, UpstreamRange};
 
 /// The local xorb store folder: `flag`, or `~/.cache/zest` (`$XDG_CACHE_HOME/zest`).

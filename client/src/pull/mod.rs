@@ -7,6 +7,11 @@
 //! file: data goes to `blobs/{etag}.incomplete`, is verified, then renamed. Fetched ranges are
 //! kept in the local xorb store (so `zest seed` can serve them and an interrupted pull does not
 //! fetch them again). Several files are pulled at once, with a bar each (`progress`).
+//!
+//! With a tracker, the pull is a swarm member ([`crate::fleet::swarm`]): it serves its store
+//! while it pulls, shares each range as soon as it is placed (proven or pending, see
+//! `xetfile`), claims ranges nobody holds before fetching them upstream, and deregisters when
+//! it is done serving.
 
 pub mod cache;
 pub mod check;
@@ -32,6 +37,7 @@ use zest_service::FleetArgs;
 
 use crate::dirs::{hf_token, hub_cache_dir};
 use crate::env_vars;
+use crate::fleet::swarm::{Serving, SwarmArgs};
 use crate::fleet::{zest_cache_dir, Fleet};
 use cache::RepoCache;
 use hub::{HubClient, RepoType, RetryPolicy};
@@ -79,6 +85,8 @@ pub struct PullArgs {
     /// 0 sends each request once.
     #[arg(long, env = env_vars::ZEST_MAX_RETRIES, default_value_t = hub::retry::DEFAULT_MAX_RETRIES)]
     pub max_retries: u32,
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
 }
 
 /// What a pull did.
@@ -101,6 +109,21 @@ pub struct Summary {
     pub fleet_only: bool,
     pub duration_ms: u64,
     pub snapshot: PathBuf,
+    /// What this machine served other machines while it pulled (and seeded after).
+    pub served: Served,
+}
+
+/// What a pull in a swarm served.
+#[derive(Debug, Default, Serialize)]
+pub struct Served {
+    /// The address announced to the tracker (empty: the pull did not serve).
+    pub addr: String,
+    pub bytes: u64,
+    pub requests: u64,
+    /// Peer connections accepted.
+    pub peers: u64,
+    /// Ranges the tracker leased to this machine to fetch upstream for the swarm.
+    pub claims: u64,
 }
 
 fn default_peer_id() -> String {
@@ -145,6 +168,16 @@ fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
         s.retries,
         s.hedges
     )?;
+    if !s.served.addr.is_empty() {
+        writeln!(
+            out,
+            "  served peers {} in {} requests over {} connections (as {})",
+            mb(s.served.bytes),
+            s.served.requests,
+            s.served.peers,
+            s.served.addr
+        )?;
+    }
     for (src, why) in &s.bad_sources {
         writeln!(out, "  bad source avoided: {src}: {why}")?;
     }
@@ -216,6 +249,79 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
             .with_context(|| format!("opening the local xorb store {}", store_dir.display()))?
     };
 
+    // With a tracker, the pull is a swarm member: it serves what it has while it pulls.
+    let serving = match (&trackerc, args.swarm.no_serve) {
+        (Some(t), false) => Some(
+            Serving::start(&args.swarm, store.clone(), t.clone(), peer_id.clone())
+                .await
+                .context("serving peers while pulling (--no-serve to only take)")?,
+        ),
+        _ => None,
+    };
+    let publisher = serving.as_ref().map(Serving::publisher);
+    let pulled = pull_files(
+        args,
+        started,
+        Setup {
+            include,
+            exclude,
+            peer_id,
+            hubc,
+            trackerc,
+            store,
+            store_dir,
+            publisher,
+        },
+    )
+    .await;
+    let Some(serving) = serving else {
+        return pulled;
+    };
+    let seed_for = if pulled.is_ok() {
+        args.swarm.seed_for
+    } else {
+        std::time::Duration::ZERO
+    };
+    let addr = serving.addr().to_owned();
+    let claimed = pulled.as_ref().is_ok_and(|s| s.served.claims > 0);
+    let st = serving.finish(seed_for, claimed).await;
+    pulled.map(|mut s| {
+        s.served = Served {
+            addr,
+            bytes: st.bytes_served,
+            requests: st.requests,
+            peers: st.connections_total,
+            claims: s.served.claims,
+        };
+        s
+    })
+}
+
+/// What [`pull_files`] is given by [`pull`].
+struct Setup {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+    peer_id: String,
+    hubc: HubClient,
+    trackerc: Option<TrackerClient>,
+    store: Store,
+    store_dir: PathBuf,
+    publisher: Option<crate::fleet::swarm::Publisher>,
+}
+
+/// Lists the revision's files and pulls them, reports to the tracker and publishes the
+/// revision's manifest.
+async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::Result<Summary> {
+    let Setup {
+        include,
+        exclude,
+        peer_id,
+        hubc,
+        trackerc,
+        store,
+        store_dir,
+        publisher,
+    } = setup;
     // Revision and file list: upstream, or the fleet's manifest when upstream is unreachable.
     let mut fleet_only = false;
     let (commit, mut files) = match list_upstream(&hubc, &args.repo, &args.revision).await {
@@ -242,12 +348,18 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     });
 
     let cache = RepoCache::open(&hub_cache_dir(), &args.repo)?.durable(args.fsync);
-    let sources = Arc::new(Fleet::new(
+    let mut fleet = Fleet::new(
         Some(store.clone()),
         (!fleet_only).then(|| hubc.clone()),
         trackerc.clone(),
         peer_id.clone(),
-    ));
+    );
+    if let Some(p) = publisher {
+        fleet = fleet
+            .with_publisher(p)
+            .with_claim_group(args.repo.clone(), args.swarm.swarm_upstream_fetches);
+    }
+    let sources = Arc::new(fleet);
     let total: u64 = files.iter().map(|f| f.size).sum();
     let visible =
         !(args.quiet || args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -314,6 +426,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     summary.bytes = sources.bytes();
     summary.retries = hubc.retries();
     summary.hedges = sources.hedges();
+    summary.served.claims = sources.claims_granted();
     summary.bad_sources = sources.bad_sources();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.snapshot = cache.dir().join("snapshots").join(&commit);

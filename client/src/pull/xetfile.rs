@@ -117,7 +117,146 @@ struct Ctx<'a> {
     on_bytes: &'a (dyn Fn(u64) + Sync),
     /// Where placed units are recorded for a resumed pull (none when it could not be created).
     journal: Option<Arc<Journal>>,
+    /// The `.incomplete` file (absolute), when placed units are shared while the file is
+    /// pulled (a swarm member).
+    sharing: Option<Arc<Sharing>>,
+    /// Each unit's expected chunk hashes (by chunk of the unit; `None` where no term uses the
+    /// chunk), from a chunk manifest checked against the file hash: every unit is verified as it
+    /// arrives.
+    expected: Option<Arc<Vec<Vec<Option<MerkleHash>>>>>,
 }
+
+/// Each unit's expected chunk hashes from the file's chunk manifest `m` (already checked against
+/// the file hash), laid over the file's terms; `None` when the manifest does not have the
+/// file's chunk count (another chunking: ignored).
+fn expected_hashes(
+    units: &[Unit],
+    terms: &[TermSlot],
+    m: &zest_tracker_api::ChunkManifest,
+) -> Option<Vec<Vec<Option<MerkleHash>>>> {
+    let total: usize = terms
+        .iter()
+        .map(|t| (t.range.end - t.range.start) as usize)
+        .sum();
+    if total != m.chunks.len() {
+        tracing::warn!(
+            chunks = total,
+            manifest = m.chunks.len(),
+            "the chunk manifest does not match the file's terms; ignoring it"
+        );
+        return None;
+    }
+    let mut out: Vec<Vec<Option<MerkleHash>>> = units
+        .iter()
+        .map(|u| vec![None; (u.chunks.end - u.chunks.start) as usize])
+        .collect();
+    let mut k = 0;
+    for t in terms {
+        let u = &units[t.unit];
+        for c in t.range.clone() {
+            let slot = out[t.unit].get_mut(c.checked_sub(u.chunks.start)? as usize)?;
+            *slot = Some(m.chunks[k]);
+            k += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Checks a placed unit's chunk hashes against the expected ones.
+fn check_expected(expected: &[Option<MerkleHash>], got: &[MerkleHash]) -> Result<(), PlaceError> {
+    for (c, (want, got)) in expected.iter().zip(got).enumerate() {
+        if want.is_some_and(|w| w != *got) {
+            return Err(PlaceError::BadBytes(format!(
+                "chunk {c} of the range differs from the file's verified chunk manifest"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The chunk manifest of a verified file: its terms' chunk hashes and lengths in file order
+/// (none above [`zest_tracker_api::MAX_MANIFEST_CHUNKS`], or when a unit is missing).
+fn chunk_manifest(
+    units: &[Unit],
+    terms: &[TermSlot],
+    got: &[Option<Held>],
+) -> Option<zest_tracker_api::ChunkManifest> {
+    let mut m = zest_tracker_api::ChunkManifest {
+        chunks: Vec::new(),
+        lens: Vec::new(),
+    };
+    for t in terms {
+        let h = got[t.unit].as_ref()?;
+        let a = t.range.start.checked_sub(units[t.unit].chunks.start)? as usize;
+        let n = (t.range.end - t.range.start) as usize;
+        m.chunks.extend_from_slice(h.hashes.get(a..a + n)?);
+        m.lens.extend_from_slice(h.lens.get(a..a + n)?);
+        if m.chunks.len() > zest_tracker_api::MAX_MANIFEST_CHUNKS {
+            return None;
+        }
+    }
+    Some(m)
+}
+
+/// What sharing a file while it is pulled needs: the store its ranges go into (as references
+/// to the `.incomplete` file), that file, and the announcer.
+struct Sharing {
+    store: Store,
+    tmp: PathBuf,
+    publisher: crate::fleet::swarm::Publisher,
+}
+
+/// The lease asked on a unit's upstream fetch; it is renewed every third of it while the fetch
+/// runs, so a claimer that died holds others up for at most this long.
+const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What a swarm member's turn at a unit gives: a unit slot, the holders to ask (none: fetch it
+/// upstream), and the lease when this machine claimed the upstream fetch.
+type SwarmTurn<'a> = (tokio::sync::SemaphorePermit<'a>, Vec<Holder>, Option<Lease>);
+
+/// A granted claim, renewed until dropped (the unit is placed, or its fetch failed), then
+/// finished: it leaves the swarm's count of upstream fetches at once, and keeps the range this
+/// machine's for a few seconds more, until its announce is in (so that the others find it as a
+/// holder rather than a free lease).
+struct Lease {
+    renew: tokio::task::JoinHandle<()>,
+    sources: Arc<Fleet>,
+    unit: Unit,
+}
+
+impl Lease {
+    fn keep(sources: &Arc<Fleet>, unit: &Unit) -> Lease {
+        let (s, u) = (sources.clone(), unit.clone());
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CLAIM_TTL / 3).await;
+                s.renew_claim(&u, CLAIM_TTL.as_millis() as u64).await;
+            }
+        });
+        Lease {
+            renew,
+            sources: sources.clone(),
+            unit: unit.clone(),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renew.abort();
+        let (s, u) = (self.sources.clone(), self.unit.clone());
+        tokio::spawn(async move {
+            s.finish_claim(&u, CLAIM_TTL.as_millis() as u64 / 3).await;
+        });
+    }
+}
+
+/// Rounds of looking up and asking holders of a unit before a swarm member lets it go
+/// upstream like any pull.
+const SWARM_TRIES: u32 = 3;
+/// First and longest wait between two looks at a unit another machine is fetching.
+const SWARM_WAIT_FIRST: std::time::Duration = std::time::Duration::from_millis(150);
+const SWARM_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Ctx<'_> {
     /// Fetches unit `i` and writes its terms. A source whose bytes disagree with the terms is
@@ -132,8 +271,37 @@ impl Ctx<'_> {
         let unit = &self.units[i];
         let mib = ((unit.expected_bytes().saturating_mul(2)) >> 20)
             .clamp(1, u64::from(INFLIGHT_BUDGET_MIB)) as u32;
-        let _slot = self.limits.units.acquire().await?;
-        let _mem = self.limits.mib.acquire_many(mib).await?;
+        let swarm = self.sharing.is_some() && !refetch;
+        let (mut slot, mut holders, mut lease) = if swarm && holders.is_empty() {
+            self.swarm_turn(unit).await?
+        } else {
+            (self.limits.units.acquire().await?, holders.to_vec(), None)
+        };
+        // In a swarm, a unit whose holders all fail (one left, one stalls) is looked up and
+        // claimed again rather than fetched upstream at once: other machines may have it by
+        // now. Neither the unit slot nor memory is held while waiting.
+        let mut first = None;
+        let mut tries = 0;
+        while swarm && !holders.is_empty() && tries < SWARM_TRIES {
+            let mem = self.limits.mib.acquire_many(mib).await?;
+            match self.sources.fetch_from_holders(unit, &holders).await {
+                Ok(f) => {
+                    first = Some((f, mem));
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(xorb = %unit.xorb, error = %e, "no holder gave the range; looking again");
+                    drop((mem, slot));
+                    tries += 1;
+                    (slot, holders, lease) = self.swarm_turn(unit).await?;
+                }
+            }
+        }
+        let (_slot, _lease) = (slot, lease);
+        let (mut first, _mem) = match first {
+            Some((f, mem)) => (Some(f), mem),
+            None => (None, self.limits.mib.acquire_many(mib).await?),
+        };
         let mut skip_fleet = refetch;
         // A fleet source whose bytes are wrong is blamed and upstream asked instead; bytes from
         // upstream that do not decode are fetched again a few times (a flaky upstream or
@@ -141,7 +309,11 @@ impl Ctx<'_> {
         // the Hub client's retry policy already did.
         let mut upstream_tries = 0;
         for _ in 0..2 + MAX_UPSTREAM_TRIES {
-            let fe = match self.sources.fetch_unit(unit, holders, skip_fleet).await {
+            let fetched = match first.take() {
+                Some(f) => Ok(f),
+                None => self.sources.fetch_unit(unit, &holders, skip_fleet).await,
+            };
+            let fe = match fetched {
                 Ok(fe) => fe,
                 Err(e) if e.is_malformed_upstream() && upstream_tries < MAX_UPSTREAM_TRIES => {
                     upstream_tries += 1;
@@ -169,10 +341,13 @@ impl Ctx<'_> {
                 }
                 Err(PlaceError::Write(e)) => return Err(XetFileError::Place(PlaceError::Write(e))),
                 Err(PlaceError::BadBytes(why))
-                    if source != Source::Upstream && self.sources.upstream().is_some() =>
+                    if source != Source::Upstream
+                        && (self.expected.is_some() || self.sources.upstream().is_some()) =>
                 {
                     self.sources.blame(&source, &why);
-                    skip_fleet = true;
+                    // With the file's chunk manifest every holder's bytes are checked as they
+                    // arrive: the other holders are asked before upstream.
+                    skip_fleet = self.expected.is_none();
                 }
                 Err(PlaceError::BadBytes(why))
                     if source == Source::Upstream && upstream_tries < MAX_UPSTREAM_TRIES =>
@@ -196,6 +371,50 @@ impl Ctx<'_> {
         })
     }
 
+    /// A swarm member's turn at a unit nobody held when the file started: with a unit slot
+    /// held, look again for holders (another machine may have it by now), else claim its
+    /// upstream fetch; while another machine holds the claim, give the slot back and wait (a
+    /// little longer each time) for it to announce the unit, or for its lease to lapse.
+    /// Returns the slot and the holders found (none: fetch it upstream, through an edge first).
+    async fn swarm_turn(&self, unit: &Unit) -> Result<SwarmTurn<'_>, XetFileError> {
+        let ttl = CLAIM_TTL.as_millis() as u64;
+        let mut wait = SWARM_WAIT_FIRST;
+        loop {
+            let slot = self.limits.units.acquire().await?;
+            let mut found = self
+                .sources
+                .lookup(std::slice::from_ref(unit))
+                .await
+                .pop()
+                .unwrap_or_default();
+            // A holder this pull dropped (it left, it lied) is no holder.
+            found.retain(|h| self.sources.is_usable(&h.id));
+            if !found.is_empty() {
+                return Ok((slot, found, None));
+            }
+            match self.sources.claim(unit, ttl).await {
+                crate::fleet::Claim::Granted => {
+                    return Ok((slot, Vec::new(), Some(Lease::keep(self.sources, unit))))
+                }
+                crate::fleet::Claim::Unavailable => return Ok((slot, Vec::new(), None)),
+                crate::fleet::Claim::Busy => {
+                    tracing::debug!(xorb = %unit.xorb, "the swarm's upstream fetches are all taken; waiting");
+                }
+                crate::fleet::Claim::Held { holder, left_ms } => {
+                    // A claimer this pull cannot reach will not be able to give it the range.
+                    if !self.sources.is_usable(&holder) {
+                        return Ok((slot, Vec::new(), None));
+                    }
+                    tracing::debug!(xorb = %unit.xorb, %holder, left_ms, "another machine is fetching this range upstream; waiting for it");
+                }
+            }
+            drop(slot);
+            let jitter = rand::random::<u64>() % (wait.as_millis() as u64 / 2 + 1);
+            tokio::time::sleep(wait + std::time::Duration::from_millis(jitter)).await;
+            wait = (wait * 3 / 2).min(SWARM_WAIT_MAX);
+        }
+    }
+
     /// Places fetched unit `i` off the async threads and records it in the journal: what is kept
     /// of it and the bytes of its terms.
     async fn place_blocking(
@@ -206,10 +425,22 @@ impl Ctx<'_> {
         let (file, terms, uses) = (self.file.clone(), self.terms.clone(), self.uses[i].clone());
         let units = self.units.clone();
         let journal = self.journal.clone();
+        let sharing = self.sharing.clone();
+        let expected = self.expected.clone();
         let placed = tokio::task::spawn_blocking(move || {
             let unit = &units[i];
             let hashes = place(&file, unit, &fe, &terms, &uses)?;
+            let verified = match &expected {
+                Some(e) => {
+                    check_expected(&e[i], &hashes)?;
+                    true
+                }
+                None => false,
+            };
             let lens = fe.lens.clone();
+            if let Some(sh) = &sharing {
+                share_unit(sh, unit, &terms, &uses, &hashes, &lens, verified);
+            }
             if let Some(j) = &journal {
                 let entry = journal::Entry {
                     xorb: unit.xorb,
@@ -258,13 +489,31 @@ pub(super) struct XetFileJob<'a> {
 /// sha256 when asked). Returns its terms (for the tracker's manifest).
 pub(super) async fn pull_xet_file(job: XetFileJob<'_>) -> Result<Vec<ManifestTerm>, XetFileError> {
     let (units, terms) = job.layout().await?;
-    let mut pull = job.open(units, terms).await?;
+    let pull = job.open(units, terms).await?;
+    let sharing = pull.ctx.sharing.clone();
+    // References a killed pull left to this `.incomplete` file describe its old bytes.
+    unshare(sharing.clone()).await;
+    let r = pull_rounds(&job, pull).await;
+    if r.is_err() {
+        unshare(sharing).await;
+    }
+    r
+}
+
+/// Fetches, verifies and refetches `pull` until its file hash matches (then renames it into
+/// place) or the rounds are spent.
+async fn pull_rounds(
+    job: &XetFileJob<'_>,
+    mut pull: FilePull<'_>,
+) -> Result<Vec<ManifestTerm>, XetFileError> {
     let mut refetch = pull.resume_from_journal().await?;
     for round in 0..MAX_ROUNDS {
         pull.fetch_round(round, &refetch).await?;
         if pull.verify(round).await? {
             return pull.finish().await;
         }
+        // Pending ranges of a file that failed are not served any longer.
+        unshare(pull.ctx.sharing.clone()).await;
         if job.sources.upstream().is_none() {
             pull.discard();
             return Err(XetFileError::UnverifiedNoUpstream(job.file.path.clone()));
@@ -357,6 +606,20 @@ impl<'a> XetFileJob<'a> {
             }
         };
         let got = (0..units.len()).map(|_| None).collect();
+        let expected = match self.sources.chunk_manifest(&self.xet_hash).await {
+            Some(m) => expected_hashes(&units, &terms, &m).map(Arc::new),
+            None => None,
+        };
+        let sharing = match (self.sources.publisher(), self.sources.store()) {
+            (Some(p), Some(store)) => std::path::absolute(&tmp).ok().map(|tmp| {
+                Arc::new(Sharing {
+                    store: store.clone(),
+                    tmp,
+                    publisher: p.clone(),
+                })
+            }),
+            _ => None,
+        };
         Ok(FilePull {
             job: self,
             ctx: Ctx {
@@ -369,6 +632,8 @@ impl<'a> XetFileJob<'a> {
                 bar: self.bar,
                 on_bytes: self.on_bytes,
                 journal,
+                sharing,
+                expected,
             },
             used,
             got,
@@ -411,12 +676,25 @@ impl FilePull<'_> {
         } else {
             ctx.sources.lookup(&need_units).await
         };
+        let mut todo: Vec<(usize, Vec<Holder>)> = refetch.iter().copied().zip(holders).collect();
+        // A swarm member takes the units in its own random order, rarest first, so that
+        // machines starting together spread the upstream fetches (each claims what nobody
+        // holds yet) instead of all asking for the same first range; units waiting for another
+        // machine's fetch hold no slot, so more of them are under way.
+        let width = if ctx.sharing.is_some() && round == 0 {
+            use rand::seq::SliceRandom;
+            todo.shuffle(&mut rand::rng());
+            todo.sort_by_key(|(_, h)| h.len());
+            PARALLEL_UNITS * 8
+        } else {
+            PARALLEL_UNITS
+        };
         let mut results =
-            futures::stream::iter(refetch.iter().copied().zip(holders))
+            futures::stream::iter(todo)
                 .map(|(i, h)| async move {
                     (i, ctx.fetch_and_place(i, &h, round > 0, round == 0).await)
                 })
-                .buffer_unordered(PARALLEL_UNITS);
+                .buffer_unordered(width);
         let mut fresh: Vec<(usize, Held)> = Vec::new();
         while let Some((i, r)) = results.next().await {
             fresh.push((i, r?));
@@ -473,7 +751,15 @@ impl FilePull<'_> {
     /// its terms.
     async fn finish(self) -> Result<Vec<ManifestTerm>, XetFileError> {
         let (job, ctx) = (self.job, &self.ctx);
+        unshare(ctx.sharing.clone()).await;
         job.cache.commit_blob(&job.file.etag)?;
+        // The first machine to verify the file tells the others its chunks (the tracker and
+        // every reader check them against the file hash).
+        if ctx.expected.is_none() {
+            if let Some(m) = chunk_manifest(&ctx.units, &ctx.terms, &self.got) {
+                job.sources.publish_chunk_manifest(&job.xet_hash, &m).await;
+            }
+        }
         let _ = std::fs::remove_file(&self.journal_path);
         keep_in_store(
             job.sources.store().cloned(),
@@ -569,6 +855,76 @@ fn sha256_of(file: &File) -> std::io::Result<String> {
         off += n as u64;
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// Shares a unit just placed in the `.incomplete` file: each of its terms' chunk ranges goes
+/// into the store as a reference to the term's bytes in that file and is queued for announcing.
+/// The level says what is proven: a unit that starts at chunk 0 and whose chunk hashes give the
+/// xorb hash is the whole xorb, proven on arrival (`XorbVerified`, its sub-ranges
+/// `ChunkHashesVerified`); a unit checked against the file's chunk manifest is
+/// `ChunkHashesVerified`; anything else is *pending* (`Structural`) until the file hash
+/// proves it. Best effort: a store that refuses only logs.
+fn share_unit(
+    sh: &Sharing,
+    unit: &Unit,
+    terms: &[TermSlot],
+    uses: &[usize],
+    hashes: &[MerkleHash],
+    lens: &[u32],
+    manifest_checked: bool,
+) {
+    use xorbstore::VerificationLevel as L;
+    let whole = unit.chunks.start == 0 && {
+        let leaves: Vec<(MerkleHash, u64)> = hashes
+            .iter()
+            .zip(lens)
+            .map(|(h, &l)| (*h, u64::from(l)))
+            .collect();
+        xet::hash::xorb_hash(&leaves) == unit.xorb
+    };
+    let mut seen = std::collections::HashSet::new();
+    for &ti in uses {
+        let t = &terms[ti];
+        if !seen.insert((t.range.start, t.range.end)) {
+            continue;
+        }
+        let Some(a) = t.range.start.checked_sub(unit.chunks.start) else {
+            continue;
+        };
+        let (a, n) = (a as usize, (t.range.end - t.range.start) as usize);
+        if a + n > hashes.len() || a + n > lens.len() {
+            continue;
+        }
+        let level = match (whole, t.range == unit.chunks) {
+            (true, true) => L::XorbVerified,
+            (true, false) => L::ChunkHashesVerified,
+            (false, _) if manifest_checked => L::ChunkHashesVerified,
+            (false, _) => L::Structural,
+        };
+        match sh.store.insert_blob_ref_at(
+            &t.xorb,
+            t.range.clone(),
+            &hashes[a..a + n],
+            &lens[a..a + n],
+            &sh.tmp,
+            t.offset,
+            level,
+        ) {
+            Ok(_) => sh.publisher.add(t.xorb, t.range.clone()),
+            Err(e) => tracing::debug!(error = %e, "could not share a range while pulling"),
+        }
+    }
+}
+
+/// Stops sharing the `.incomplete` file (it is being renamed, refetched or discarded).
+async fn unshare(sharing: Option<Arc<Sharing>>) {
+    let Some(sh) = sharing else { return };
+    let r = tokio::task::spawn_blocking(move || sh.store.remove_blob_refs_to(&sh.tmp)).await;
+    match r {
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not drop shared ranges of a pull"),
+        Err(e) => tracing::warn!(error = %e, "store task failed"),
+        Ok(Ok(_)) => {}
+    }
 }
 
 /// Once the file verified and its blob is in place: keeps every term's chunk range in the local

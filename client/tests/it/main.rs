@@ -4,3 +4,4 @@ mod common;
 mod hash;
 mod inspect;
 mod pull;
+mod swarm;

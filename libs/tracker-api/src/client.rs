@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use xet::MerkleHash;
 
 use crate::{
-    AnnounceRequest, AnnounceResponse, LookupRequest, LookupResponse, Manifest, PeerListEntry,
-    PeersResponse, ReportRequest, StatsResponse,
+    AnnounceRequest, AnnounceResponse, ChunkManifest, ClaimRequest, ClaimResponse, LookupRequest,
+    LookupResponse, Manifest, PeerListEntry, PeersResponse, ReportRequest, StatsResponse,
 };
 
 /// Largest answer body read (a lookup of [`crate::MAX_LOOKUP_ITEMS`] items with 8 peers each
@@ -217,6 +218,23 @@ impl TrackerClient {
         Ok(r)
     }
 
+    /// `POST /v1/claims`: a lease per item on fetching it from upstream, `results[i]`
+    /// answering `items[i]`. Idempotent: claiming again what one holds is granted.
+    pub async fn claim(&self, req: &ClaimRequest) -> Result<ClaimResponse, TrackerError> {
+        let call = "claim";
+        let resp = self
+            .send(call, reqwest::Method::POST, "/v1/claims", Some(req), true)
+            .await?;
+        let r: ClaimResponse = Self::json(call, resp).await?;
+        if r.results.len() != req.items.len() {
+            return Err(TrackerError::Invalid {
+                call,
+                detail: format!("{} results for {} items", r.results.len(), req.items.len()),
+            });
+        }
+        Ok(r)
+    }
+
     /// `GET /v1/peers`: the live peers.
     pub async fn peers(&self) -> Result<Vec<PeerListEntry>, TrackerError> {
         let call = "peers";
@@ -241,10 +259,18 @@ impl TrackerClient {
         repo: &str,
         revision: &str,
     ) -> Result<Option<Manifest>, TrackerError> {
-        let call = "manifest";
-        let path = format!("/v1/manifests/{repo}/{revision}");
+        self.get_optional("manifest", &format!("/v1/manifests/{repo}/{revision}"))
+            .await
+    }
+
+    /// A GET whose 404 means "none".
+    async fn get_optional<T: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        path: &str,
+    ) -> Result<Option<T>, TrackerError> {
         let resp = self
-            .send(call, reqwest::Method::GET, &path, None::<&()>, true)
+            .send(call, reqwest::Method::GET, path, None::<&()>, true)
             .await?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -261,6 +287,30 @@ impl TrackerClient {
     ) -> Result<(), TrackerError> {
         let call = "manifest PUT";
         let path = format!("/v1/manifests/{repo}/{revision}");
+        let resp = self
+            .send(call, reqwest::Method::PUT, &path, Some(manifest), true)
+            .await?;
+        check_status(call, &resp)
+    }
+
+    /// `GET /v1/chunks/{xet_hash}`: the file's chunk manifest, if a machine published one. Not
+    /// checked here: the caller compares [`ChunkManifest::file_hash`] with the hash it trusts.
+    pub async fn get_chunks(
+        &self,
+        xet_hash: &MerkleHash,
+    ) -> Result<Option<ChunkManifest>, TrackerError> {
+        self.get_optional("chunk manifest", &format!("/v1/chunks/{xet_hash}"))
+            .await
+    }
+
+    /// `PUT /v1/chunks/{xet_hash}`.
+    pub async fn put_chunks(
+        &self,
+        xet_hash: &MerkleHash,
+        manifest: &ChunkManifest,
+    ) -> Result<(), TrackerError> {
+        let call = "chunk manifest PUT";
+        let path = format!("/v1/chunks/{xet_hash}");
         let resp = self
             .send(call, reqwest::Method::PUT, &path, Some(manifest), true)
             .await?;
@@ -427,7 +477,7 @@ mod tests {
             zone: None,
             limit: None,
             items: vec![crate::LookupItem {
-                hash: xet::MerkleHash::from_bytes([1; 32]),
+                hash: MerkleHash::from_bytes([1; 32]),
                 range: crate::ChunkRange::new(0, 1),
             }],
         };

@@ -110,6 +110,56 @@ pub struct LookupRequest {
     pub items: Vec<LookupItem>,
 }
 
+/// The longest claim a tracker grants, milliseconds.
+pub const MAX_CLAIM_TTL_MS: u64 = 300_000;
+
+/// `POST /v1/claims`: the asker is about to fetch these ranges from upstream and asks that
+/// nobody else in the swarm does meanwhile (single flight across the swarm). A claim is an
+/// exclusive lease on one exact (xorb, chunk range) for `ttl_ms`; the asker announces the range
+/// when it holds it, and the lease lapses on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// The claimer (its announced peer id).
+    pub peer_id: String,
+    /// Lease length, 1..=[`MAX_CLAIM_TTL_MS`] (longer is cut to it).
+    pub ttl_ms: u64,
+    pub items: Vec<LookupItem>,
+    /// The swarm the claims belong to (e.g. the repo id; 1 to 256 characters, no spaces or
+    /// control characters), with `max_group_leases`: a new lease is granted only while fewer
+    /// than that many leases of the group are live, so that the swarm fetches a few ranges
+    /// from upstream at a time (each done sooner, and shared sooner) instead of all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_group_leases: Option<u32>,
+    /// The asker finished fetching these ranges: its leases on them leave the group's count at
+    /// once and last `ttl_ms` more (until its announce is in), other leases are untouched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
+}
+
+/// The answer for one claimed item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimResult {
+    /// True when the asker holds the lease now (it was free, or already the asker's).
+    pub granted: bool,
+    /// Who holds the lease when it is not the asker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Milliseconds left on the lease.
+    pub expires_in_ms: u64,
+    /// Not granted because the group already has `max_group_leases` live leases (nobody holds
+    /// this range's lease: ask again soon).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_full: bool,
+}
+
+/// `results[i]` answers `items[i]` of the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    pub results: Vec<ClaimResult>,
+}
+
 /// A peer as lookups describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerInfo {
@@ -209,6 +259,56 @@ pub struct Manifest {
     /// The commit sha (40 or 64 lowercase hex digits) the revision resolved to.
     pub commit: String,
     pub files: Vec<ManifestFile>,
+}
+
+/// Most chunks a chunk manifest may list (about 12 GB of file at Xet's 64 KiB average chunk;
+/// its JSON stays under the tracker's 16 MiB body limit).
+pub const MAX_MANIFEST_CHUNKS: usize = 200_000;
+
+/// `PUT`/`GET /v1/chunks/{xet_hash}`: every chunk of one Xet file in file order, published by
+/// the first machine that verified the file. Anyone can check it: the chunks must hash to the
+/// file's Xet hash ([`ChunkManifest::file_hash`]); a pull that checked it verifies every range
+/// of the file from any peer chunk by chunk as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkManifest {
+    /// The chunk hashes, in file order.
+    pub chunks: Vec<MerkleHash>,
+    /// Each chunk's uncompressed length.
+    pub lens: Vec<u32>,
+}
+
+impl ChunkManifest {
+    /// The Xet file hash the chunks make, or why the manifest is malformed (lengths that do
+    /// not pair up with the hashes, a zero or oversized chunk, too many chunks).
+    pub fn file_hash(&self) -> Result<MerkleHash, String> {
+        if self.chunks.len() != self.lens.len() {
+            return Err(format!(
+                "{} chunk hashes and {} lengths",
+                self.chunks.len(),
+                self.lens.len()
+            ));
+        }
+        if self.chunks.is_empty() || self.chunks.len() > MAX_MANIFEST_CHUNKS {
+            return Err(format!(
+                "{} chunks: 1 to {MAX_MANIFEST_CHUNKS} allowed",
+                self.chunks.len()
+            ));
+        }
+        if let Some(bad) = self
+            .lens
+            .iter()
+            .find(|&&l| l == 0 || l > xet::chunk::MAX_UNCOMPRESSED_LEN)
+        {
+            return Err(format!("a chunk of {bad} bytes"));
+        }
+        let leaves: Vec<(MerkleHash, u64)> = self
+            .chunks
+            .iter()
+            .zip(&self.lens)
+            .map(|(h, &l)| (*h, u64::from(l)))
+            .collect();
+        Ok(xet::hash::file_hash(&leaves))
+    }
 }
 
 /// `POST /v1/reports`: where one pull's bytes came from.

@@ -13,9 +13,9 @@ use xet::MerkleHash;
 
 use super::{Store, StoreError, StoreResult};
 use crate::model::{
-    apply_delta, merge_full, AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey,
-    ManifestKey, ManifestRecord, PeerRecord, PeerStatus, Report, ReportTotals, StoreStats,
-    XorbRanges,
+    apply_delta, merge_full, AnnounceOutcome, Announcement, ClaimGroup, ClaimKind, ClaimOutcome,
+    HoldingsChange, LookupHits, LookupKey, ManifestKey, ManifestRecord, PeerRecord, PeerStatus,
+    Report, ReportTotals, StoreStats, XorbRanges,
 };
 use crate::ranges::RangeSet;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -30,11 +30,20 @@ struct PeerEntry {
     xorbs: FxHashSet<MerkleHash>,
 }
 
+#[derive(Debug)]
+struct Lease {
+    holder: String,
+    expires_at_ms: u64,
+    group: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Hot {
     peers: FxHashMap<String, PeerEntry>,
     /// xorb → peer id → ranges held.
     index: FxHashMap<MerkleHash, FxHashMap<String, RangeSet>>,
+    /// Upstream-fetch leases: (xorb, start, end) → lease.
+    claims: FxHashMap<(MerkleHash, u32, u32), Lease>,
 }
 
 impl Hot {
@@ -60,9 +69,14 @@ impl Hot {
     }
 }
 
+/// Chunk manifests kept in memory; the oldest are dropped beyond it.
+pub const MAX_KEPT_CHUNK_MANIFESTS: usize = 10_000;
+
 #[derive(Debug, Default)]
 struct Durable {
     manifests: HashMap<ManifestKey, ManifestRecord>,
+    chunks: HashMap<MerkleHash, String>,
+    chunks_order: VecDeque<MerkleHash>,
     reports: VecDeque<Report>,
     totals: ReportTotals,
 }
@@ -213,6 +227,87 @@ impl Store for MemoryStore {
         Ok(hits)
     }
 
+    async fn claim(
+        &self,
+        peer: &str,
+        keys: &[LookupKey],
+        group: Option<ClaimGroup<'_>>,
+        kind: ClaimKind,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        let mut hot = self.hot.write().map_err(poisoned)?;
+        let hot = &mut *hot;
+        let expires_at_ms = now_ms.saturating_add(ttl_ms);
+        let live = |peers: &FxHashMap<String, PeerEntry>, id: &str| {
+            peers.get(id).is_some_and(|p| p.expires_at_ms > now_ms)
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let key = (k.xorb, k.start, k.end);
+            if kind == ClaimKind::Done {
+                let l = hot.claims.get_mut(&key).filter(|l| l.holder == peer);
+                let mine = l.is_some();
+                if let Some(l) = l {
+                    l.group = None;
+                    l.expires_at_ms = expires_at_ms;
+                }
+                out.push(ClaimOutcome {
+                    holder: if mine { peer.to_owned() } else { String::new() },
+                    expires_in_ms: if mine { ttl_ms } else { 0 },
+                    group_full: false,
+                });
+                continue;
+            }
+            let cur = hot.claims.get(&key);
+            let mine = cur.is_some_and(|l| l.holder == peer);
+            let free =
+                cur.is_none_or(|l| l.expires_at_ms <= now_ms || !live(&hot.peers, &l.holder));
+            if !mine && !free {
+                let l = cur.expect("held");
+                out.push(ClaimOutcome {
+                    holder: l.holder.clone(),
+                    expires_in_ms: l.expires_at_ms.saturating_sub(now_ms),
+                    group_full: false,
+                });
+                continue;
+            }
+            if let (false, Some(g)) = (mine, group) {
+                let held = hot
+                    .claims
+                    .values()
+                    .filter(|l| {
+                        l.group.as_deref() == Some(g.name)
+                            && l.expires_at_ms > now_ms
+                            && live(&hot.peers, &l.holder)
+                    })
+                    .count();
+                if held >= g.max_leases as usize {
+                    out.push(ClaimOutcome {
+                        holder: String::new(),
+                        expires_in_ms: 0,
+                        group_full: true,
+                    });
+                    continue;
+                }
+            }
+            hot.claims.insert(
+                key,
+                Lease {
+                    holder: peer.to_owned(),
+                    expires_at_ms,
+                    group: group.map(|g| g.name.to_owned()),
+                },
+            );
+            out.push(ClaimOutcome {
+                holder: peer.to_owned(),
+                expires_in_ms: ttl_ms,
+                group_full: false,
+            });
+        }
+        Ok(out)
+    }
+
     async fn live_peers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<PeerStatus>> {
         let hot = self.hot.read().map_err(poisoned)?;
         let mut out: Vec<PeerStatus> = hot
@@ -241,6 +336,7 @@ impl Store for MemoryStore {
         for id in &dead {
             hot.remove_peer(id);
         }
+        hot.claims.retain(|_, l| l.expires_at_ms > now_ms);
         Ok(dead.len() as u64)
     }
 
@@ -260,6 +356,31 @@ impl Store for MemoryStore {
             .map_err(poisoned)?
             .manifests
             .get(key)
+            .cloned())
+    }
+
+    async fn put_chunks(&self, xet_hash: &MerkleHash, doc: &str) -> StoreResult<()> {
+        let mut d = self.durable.lock().map_err(poisoned)?;
+        if d.chunks.contains_key(xet_hash) {
+            return Ok(());
+        }
+        if d.chunks_order.len() >= MAX_KEPT_CHUNK_MANIFESTS {
+            if let Some(old) = d.chunks_order.pop_front() {
+                d.chunks.remove(&old);
+            }
+        }
+        d.chunks.insert(*xet_hash, doc.to_owned());
+        d.chunks_order.push_back(*xet_hash);
+        Ok(())
+    }
+
+    async fn get_chunks(&self, xet_hash: &MerkleHash) -> StoreResult<Option<String>> {
+        Ok(self
+            .durable
+            .lock()
+            .map_err(poisoned)?
+            .chunks
+            .get(xet_hash)
             .cloned())
     }
 

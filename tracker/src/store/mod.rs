@@ -14,10 +14,11 @@ pub mod redis_hot;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use xet::MerkleHash;
 
 use crate::model::{
-    AnnounceOutcome, Announcement, LookupHits, LookupKey, ManifestKey, ManifestRecord, PeerStatus,
-    Report, StoreStats,
+    AnnounceOutcome, Announcement, ClaimGroup, ClaimKind, ClaimOutcome, LookupHits, LookupKey,
+    ManifestKey, ManifestRecord, PeerStatus, Report, StoreStats,
 };
 use crate::ranges::RangeError;
 
@@ -60,6 +61,21 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// For each key, the live peers holding a range that covers it.
     async fn lookup(&self, keys: &[LookupKey], now_ms: u64) -> StoreResult<LookupHits>;
 
+    /// Leases each key's upstream fetch to `peer` for `ttl_ms` unless another live peer holds a
+    /// live lease on it (then that lease is returned); a lease `peer` already holds is
+    /// extended, and one held by a peer that left or expired is free. Exact keys: a claim on
+    /// chunks 0..8 does not conflict with one on 0..4. With a `group`, a new lease is granted
+    /// only while the group holds fewer than its most live leases (renewals always are).
+    async fn claim(
+        &self,
+        peer: &str,
+        keys: &[LookupKey],
+        group: Option<ClaimGroup<'_>>,
+        kind: ClaimKind,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<ClaimOutcome>>;
+
     /// Live peers (at most `limit`).
     async fn live_peers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<PeerStatus>>;
 
@@ -69,6 +85,12 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn put_manifest(&self, key: &ManifestKey, rec: &ManifestRecord) -> StoreResult<()>;
 
     async fn get_manifest(&self, key: &ManifestKey) -> StoreResult<Option<ManifestRecord>>;
+
+    /// Keeps the chunk manifest `doc` (JSON, already checked against `xet_hash`) unless one is
+    /// kept for that file already.
+    async fn put_chunks(&self, xet_hash: &MerkleHash, doc: &str) -> StoreResult<()>;
+
+    async fn get_chunks(&self, xet_hash: &MerkleHash) -> StoreResult<Option<String>>;
 
     async fn add_report(&self, report: &Report) -> StoreResult<()>;
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
+use xet::MerkleHash;
 
 use super::{StoreError, StoreResult};
 use crate::model::{ManifestKey, ManifestRecord, PeerRecord, Report, ReportTotals, SourceBytes};
@@ -126,6 +127,29 @@ impl PgDurable {
         )
         .await
         .map(|_| ())
+    }
+
+    pub async fn put_chunks(&self, xet_hash: &MerkleHash, doc: &str) -> StoreResult<()> {
+        bounded(
+            sqlx::query(
+                "INSERT INTO chunk_manifests (xet_hash, doc) VALUES ($1, $2) \
+                 ON CONFLICT (xet_hash) DO NOTHING",
+            )
+            .bind(xet_hash.to_string())
+            .bind(doc)
+            .execute(&self.pool),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn get_chunks(&self, xet_hash: &MerkleHash) -> StoreResult<Option<String>> {
+        bounded(
+            sqlx::query_scalar("SELECT doc FROM chunk_manifests WHERE xet_hash = $1")
+                .bind(xet_hash.to_string())
+                .fetch_optional(&self.pool),
+        )
+        .await
     }
 
     pub async fn get_manifest(&self, key: &ManifestKey) -> StoreResult<Option<ManifestRecord>> {

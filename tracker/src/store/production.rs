@@ -6,13 +6,14 @@
 //! announces rebuilds.
 
 use async_trait::async_trait;
+use xet::MerkleHash;
 
 use super::postgres::PgDurable;
 use super::redis_hot::RedisHot;
 use super::{Store, StoreResult};
 use crate::model::{
-    AnnounceOutcome, Announcement, LookupHits, LookupKey, ManifestKey, ManifestRecord, PeerStatus,
-    Report, Role, StoreStats,
+    AnnounceOutcome, Announcement, ClaimGroup, ClaimKind, ClaimOutcome, LookupHits, LookupKey,
+    ManifestKey, ManifestRecord, PeerStatus, Report, Role, StoreStats,
 };
 
 /// Most live peers `stats` and `GET /v1/peers` look at.
@@ -73,6 +74,20 @@ impl Store for PgRedisStore {
         self.redis.lookup(keys, now_ms).await
     }
 
+    async fn claim(
+        &self,
+        peer: &str,
+        keys: &[LookupKey],
+        group: Option<ClaimGroup<'_>>,
+        kind: ClaimKind,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        self.redis
+            .claim(peer, keys, group, kind, now_ms, ttl_ms)
+            .await
+    }
+
     async fn live_peers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<PeerStatus>> {
         self.redis.live_peers(now_ms, limit).await
     }
@@ -87,6 +102,14 @@ impl Store for PgRedisStore {
 
     async fn get_manifest(&self, key: &ManifestKey) -> StoreResult<Option<ManifestRecord>> {
         self.pg.get_manifest(key).await
+    }
+
+    async fn put_chunks(&self, xet_hash: &MerkleHash, doc: &str) -> StoreResult<()> {
+        self.pg.put_chunks(xet_hash, doc).await
+    }
+
+    async fn get_chunks(&self, xet_hash: &MerkleHash) -> StoreResult<Option<String>> {
+        self.pg.get_chunks(xet_hash).await
     }
 
     async fn add_report(&self, report: &Report) -> StoreResult<()> {

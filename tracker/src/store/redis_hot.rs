@@ -32,8 +32,8 @@ use xet::MerkleHash;
 use super::holders::{self, Record};
 use super::{StoreError, StoreResult};
 use crate::model::{
-    apply_delta, merge_full, AnnounceOutcome, Announcement, HoldingsChange, LookupHits, LookupKey,
-    PeerRecord, PeerStatus, XorbRanges,
+    apply_delta, merge_full, AnnounceOutcome, Announcement, ClaimGroup, ClaimKind, ClaimOutcome,
+    HoldingsChange, LookupHits, LookupKey, PeerRecord, PeerStatus, XorbRanges,
 };
 use crate::ranges::RangeSet;
 use rustc_hash::FxHashMap;
@@ -42,6 +42,8 @@ const LIVE: &str = "zt2:live";
 const XORB_PREFIX: &str = "zt2:x:";
 const HOLDINGS_PREFIX: &str = "zt2:h:";
 const RECORD_PREFIX: &str = "zt2:p:";
+const CLAIM_PREFIX: &str = "zt2:c:";
+const CLAIM_GROUP_PREFIX: &str = "zt2:g:";
 /// Most arguments in one `SADD`.
 const SADD_BATCH: usize = 1000;
 /// Most dead peers removed per sweep call.
@@ -60,6 +62,61 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 if s or existed == 1 then return 1 end
 return 0
 ";
+
+/// Leases each KEYS[i > 2] to ARGV[1] for ARGV[2] ms unless another holder's lease is live and
+/// that holder is a live peer (KEYS[1]: the liveness zset, scores are expiry times; ARGV[3]:
+/// now), atomically; a lease ARGV[1] holds is renewed. With ARGV[4] > 0, KEYS[2] is the group's
+/// zset of live lease keys (scored by expiry) and a new lease needs fewer than ARGV[4] of them.
+/// With ARGV[5] = 1 (done), the asker's leases leave the group and last ARGV[2] ms more.
+/// Returns holder, ms left, group full (0/1) for each key. Redis's clock times the leases.
+const CLAIM_LUA: &str = r"
+local out = {}
+local now = tonumber(ARGV[3])
+local max = tonumber(ARGV[4])
+local exp = now + tonumber(ARGV[2])
+if max > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+for i, k in ipairs(KEYS) do
+  if i > 2 and ARGV[5] == '1' then
+    local cur = redis.call('GET', k)
+    redis.call('ZREM', KEYS[2], k)
+    if cur == ARGV[1] then
+      redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+      out[#out + 1] = ARGV[1]
+      out[#out + 1] = tonumber(ARGV[2])
+    else
+      out[#out + 1] = ''
+      out[#out + 1] = 0
+    end
+    out[#out + 1] = 0
+  elseif i > 2 then
+    local cur = redis.call('GET', k)
+    local live = cur and redis.call('ZSCORE', KEYS[1], cur)
+    local free = (not cur) or (not live) or tonumber(live) <= now
+    if cur == ARGV[1] or (free and (max == 0 or redis.call('ZCARD', KEYS[2]) < max)) then
+      redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+      if max > 0 then
+        redis.call('ZADD', KEYS[2], exp, k)
+        redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[2]))
+      end
+      out[#out + 1] = ARGV[1]
+      out[#out + 1] = tonumber(ARGV[2])
+      out[#out + 1] = 0
+    elseif free then
+      out[#out + 1] = ''
+      out[#out + 1] = 0
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = cur
+      out[#out + 1] = redis.call('PTTL', k)
+      out[#out + 1] = 0
+    end
+  end
+end
+return out
+";
+fn claim_key(k: &LookupKey) -> String {
+    format!("{CLAIM_PREFIX}{}:{}:{}", k.xorb.to_hex(), k.start, k.end)
+}
 
 fn xorb_key(x: &MerkleHash) -> String {
     format!("{XORB_PREFIX}{x}")
@@ -155,6 +212,7 @@ pub struct RedisHot {
     conn: ConnectionManager,
     timeout: Duration,
     remove_script: Script,
+    claim_script: Script,
     cache: Arc<PeerCache>,
 }
 
@@ -273,6 +331,7 @@ impl RedisHot {
             timeout,
             cache,
             remove_script: Script::new(REMOVE_PEER_LUA),
+            claim_script: Script::new(CLAIM_LUA),
         })
     }
 
@@ -568,6 +627,66 @@ impl RedisHot {
             })
             .collect();
         Ok(LookupHits { peers, items })
+    }
+
+    /// Leases the keys' upstream fetches (see [`crate::store::Store::claim`]), in one script
+    /// call per batch of keys.
+    pub async fn claim(
+        &self,
+        peer: &str,
+        keys: &[LookupKey],
+        group: Option<ClaimGroup<'_>>,
+        kind: ClaimKind,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        let mut out = Vec::with_capacity(keys.len());
+        let (gkey, max) = match group {
+            Some(g) => (format!("{CLAIM_GROUP_PREFIX}{}", g.name), g.max_leases),
+            None => (format!("{CLAIM_GROUP_PREFIX}-"), 0),
+        };
+        for batch in keys.chunks(SADD_BATCH) {
+            let mut conn = self.conn.clone();
+            let mut inv = self.claim_script.prepare_invoke();
+            inv.key(LIVE).key(&gkey);
+            for k in batch {
+                inv.key(claim_key(k));
+            }
+            inv.arg(peer)
+                .arg(ttl_ms.max(1))
+                .arg(now_ms)
+                .arg(max)
+                .arg(u8::from(kind == ClaimKind::Done));
+            let v: Vec<redis::Value> = self.timed("claim", inv.invoke_async(&mut conn)).await?;
+            if v.len() != 3 * batch.len() {
+                return Err(StoreError::Internal(format!(
+                    "redis claim: {} values for {} keys",
+                    v.len(),
+                    batch.len()
+                )));
+            }
+            for pair in v.chunks(3) {
+                let holder = match &pair[0] {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    redis::Value::SimpleString(s) => s.clone(),
+                    other => {
+                        return Err(StoreError::Internal(format!(
+                            "redis claim: holder {other:?}"
+                        )))
+                    }
+                };
+                let left = match &pair[1] {
+                    redis::Value::Int(n) => (*n).max(0) as u64,
+                    _ => 0,
+                };
+                out.push(ClaimOutcome {
+                    holder,
+                    expires_in_ms: left,
+                    group_full: matches!(pair[2], redis::Value::Int(1)),
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub async fn live_peers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<PeerStatus>> {

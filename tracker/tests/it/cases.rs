@@ -704,3 +704,157 @@ pub async fn health_ready_metrics(b: Backend) {
     ])
     .await;
 }
+
+fn claim_req(peer: &str, ttl_ms: u64, items: &[(u64, u32, u32)]) -> api::ClaimRequest {
+    api::ClaimRequest {
+        peer_id: peer.into(),
+        ttl_ms,
+        group: None,
+        max_group_leases: None,
+        done: false,
+        items: items
+            .iter()
+            .map(|&(x, s, e)| api::LookupItem {
+                hash: xorb(x),
+                range: range(s, e),
+            })
+            .collect(),
+    }
+}
+
+async fn claim(env: &Env, req: &api::ClaimRequest) -> Vec<api::ClaimResult> {
+    let (status, body) = env.post("/v1/claims", req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_value::<api::ClaimResponse>(body)
+        .expect("claim answer")
+        .results
+}
+
+/// One machine of a swarm leases a range's upstream fetch; the others are told who has it
+/// until the lease lapses; exact ranges only; the lease holder may renew.
+pub async fn claims_lease_upstream_fetches(b: Backend) {
+    let env = Env::start(b).await;
+    for id in ["a", "b", "c", "d"] {
+        env.announce(&full(peer(id, Role::Client, "", 0), vec![]))
+            .await;
+    }
+    let got = claim(&env, &claim_req("a", 60_000, &[(1, 0, 8), (2, 0, 8)])).await;
+    assert!(
+        got.iter().all(|r| r.granted && r.holder.is_none()),
+        "{got:?}"
+    );
+    assert!(got[0].expires_in_ms > 59_000, "{got:?}");
+    let got = claim(
+        &env,
+        &claim_req("b", 60_000, &[(1, 0, 8), (1, 0, 4), (3, 0, 8)]),
+    )
+    .await;
+    assert!(!got[0].granted, "{got:?}");
+    assert_eq!(got[0].holder.as_deref(), Some("a"));
+    assert!(got[0].expires_in_ms > 0 && got[0].expires_in_ms <= 60_000);
+    assert!(got[1].granted && got[2].granted, "{got:?}");
+    // The holder renews; a short lease lapses and goes to the next asker.
+    assert!(claim(&env, &claim_req("a", 60_000, &[(1, 0, 8)])).await[0].granted);
+    assert!(claim(&env, &claim_req("c", 200, &[(9, 0, 1)])).await[0].granted);
+    env.clock.advance(std::time::Duration::from_secs(1));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let got = claim(&env, &claim_req("d", 1_000_000, &[(9, 0, 1)])).await;
+    assert!(got[0].granted, "{got:?}");
+    assert!(got[0].expires_in_ms <= api::MAX_CLAIM_TTL_MS, "{got:?}");
+    // A lease of a peer that left is free at once.
+    assert!(!claim(&env, &claim_req("b", 60_000, &[(1, 0, 8)])).await[0].granted);
+    let (status, _) = env
+        .call(Method::DELETE, "/v1/peers/a", None::<&()>, Some(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(claim(&env, &claim_req("b", 60_000, &[(1, 0, 8)])).await[0].granted);
+    // A group of at most two live leases: the third range waits, a renewal does not.
+    let grouped = |peer: &str, items: &[(u64, u32, u32)]| api::ClaimRequest {
+        group: Some("org/model".into()),
+        max_group_leases: Some(2),
+        ..claim_req(peer, 60_000, items)
+    };
+    let got = claim(&env, &grouped("c", &[(20, 0, 1), (21, 0, 1), (22, 0, 1)])).await;
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.granted, r.group_full))
+            .collect::<Vec<_>>(),
+        [(true, false), (true, false), (false, true)],
+        "{got:?}"
+    );
+    assert_eq!(got[2].holder, None);
+    let got = claim(&env, &grouped("d", &[(22, 0, 1)])).await;
+    assert!(got[0].group_full, "{got:?}");
+    assert!(claim(&env, &grouped("c", &[(21, 0, 1)])).await[0].granted);
+    // c is done with 20: the group has room again, while 20 stays c's for the ttl.
+    let done = api::ClaimRequest {
+        done: true,
+        ..grouped("c", &[(20, 0, 1)])
+    };
+    let got = claim(&env, &done).await;
+    assert!(!got[0].granted, "{got:?}");
+    assert!(claim(&env, &grouped("d", &[(22, 0, 1)])).await[0].granted);
+    assert_eq!(
+        claim(&env, &grouped("d", &[(20, 0, 1)])).await[0]
+            .holder
+            .as_deref(),
+        Some("c")
+    );
+    // No group is not limited by it.
+    assert!(claim(&env, &claim_req("d", 60_000, &[(22, 0, 1)])).await[0].granted);
+    let (status, body) = env
+        .post("/v1/claims", &claim_req("a", 0, &[(1, 0, 8)]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = env
+        .post("/v1/claims", &claim_req("a b", 10, &[(1, 0, 8)]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = env
+        .post("/v1/claims", &claim_req("a", 10, &[(1, 4, 4)]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    env.assert_metrics(&[
+        "zest_tracker_claims_total{outcome=\"granted\"} 13",
+        "zest_tracker_claims_total{outcome=\"held\"} 6",
+    ])
+    .await;
+}
+
+/// Chunk manifests: accepted only when the chunks hash to the file hash in the path; read back
+/// as stored; 404 for an unknown file.
+pub async fn chunk_manifests_are_checked_against_the_file_hash(b: Backend) {
+    let env = Env::start(b).await;
+    let data: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 1000 + i as usize]).collect();
+    let m = api::ChunkManifest {
+        chunks: data.iter().map(|d| xet::hash::chunk_hash(d)).collect(),
+        lens: data.iter().map(|d| d.len() as u32).collect(),
+    };
+    let file = m.file_hash().expect("well formed");
+    let path = format!("/v1/chunks/{file}");
+    let (status, body) = env.get(&path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = env.put(&path, &m).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = env.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_value::<api::ChunkManifest>(body).expect("manifest"),
+        m
+    );
+    // Chunks of another file, lengths that do not pair up, a bad hash: refused.
+    let other = format!("/v1/chunks/{}", xorb(5));
+    let (status, body) = env.put(&other, &m).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("hash to"), "{body}");
+    let short = api::ChunkManifest {
+        lens: vec![1000],
+        ..m.clone()
+    };
+    let (status, body) = env.put(&path, &short).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = env.put("/v1/chunks/nothex", &m).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    env.assert_metrics(&["zest_tracker_chunk_manifests_stored_total 1"])
+        .await;
+}

@@ -43,4 +43,6 @@ both_backends!(
     delete_peer,
     batch_lookup_of_2000_xorbs,
     health_ready_metrics,
+    claims_lease_upstream_fetches,
+    chunk_manifests_are_checked_against_the_file_hash,
 );

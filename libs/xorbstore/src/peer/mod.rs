@@ -7,6 +7,7 @@
 //! [`Store`]: crate::Store
 
 pub mod client;
+pub mod rate;
 pub mod server;
 pub mod singleflight;
 pub mod tls;
@@ -14,6 +15,7 @@ pub mod tls;
 use wire::{ErrorCode, FrameError, ProtocolError};
 
 pub use client::{FetchOptions, PeerClient, PeerClientConfig};
+pub use rate::UploadRate;
 pub use server::{PeerServer, PeerServerConfig, PeerServerStats, UpstreamFetcher};
 pub use singleflight::{FetchError, FetchSource, SingleFlight, SingleFlightStats};
 

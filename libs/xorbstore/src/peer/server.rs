@@ -78,6 +78,8 @@ pub struct PeerServerConfig {
     pub upstream: Option<Arc<dyn UpstreamFetcher>>,
     /// How long a draining server waits for connections after shutdown.
     pub shutdown_grace: Duration,
+    /// A cap on the bytes of Data served per second, over all connections (none: no cap).
+    pub upload_rate: Option<Arc<super::UploadRate>>,
 }
 
 impl std::fmt::Debug for PeerServerConfig {
@@ -108,6 +110,7 @@ impl PeerServerConfig {
             tls: None,
             upstream: None,
             shutdown_grace: Duration::from_secs(5),
+            upload_rate: None,
         }
     }
 }
@@ -804,6 +807,9 @@ impl<W: ConnWrite> Writer<'_, W> {
                 if wire::encode_data_header(request_id, offset, last, n, &mut self.scratch).is_err()
                 {
                     return Err(Stop::Close);
+                }
+                if let Some(rate) = &self.ctx.config.upload_rate {
+                    rate.take(n).await;
                 }
                 self.write_piece(&view, pos, n).await?;
                 self.scratch.clear();

@@ -59,6 +59,33 @@ impl Store {
         blob: &Path,
         offset: u64,
     ) -> Result<InsertOutcome, StoreError> {
+        self.insert_blob_ref_at(
+            xorb,
+            range,
+            chunk_hashes,
+            chunk_lens,
+            blob,
+            offset,
+            VerificationLevel::FileVerified,
+        )
+    }
+
+    /// [`Store::insert_blob_ref`] at a level the caller proved some other way, for a file that
+    /// is still being pulled (its `.incomplete` file): `Structural` for bytes only the file hash
+    /// will prove (the swarm's *pending* ranges), `XorbVerified` or `ChunkHashesVerified` for
+    /// bytes the caller checked against the xorb hash. [`Store::remove_blob_refs_to`] drops them
+    /// when the file is renamed or discarded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_blob_ref_at(
+        &self,
+        xorb: &MerkleHash,
+        range: Range<u32>,
+        chunk_hashes: &[MerkleHash],
+        chunk_lens: &[u32],
+        blob: &Path,
+        offset: u64,
+        level: VerificationLevel,
+    ) -> Result<InsertOutcome, StoreError> {
         let count = check_range(&range)? as usize;
         let bad = |why: String| StoreError::Verify(VerifyError::Expectation(why));
         if chunk_hashes.len() != count || chunk_lens.len() != count {
@@ -105,13 +132,13 @@ impl Store {
             record_ends,
             raw_ends,
             chunk_hashes: chunk_hashes.to_vec(),
-            level: VerificationLevel::FileVerified,
+            level,
         };
         self.insert_with(
             xorb,
             range,
             Body::Blob(&blob),
-            VerificationLevel::FileVerified,
+            level,
             || Ok(meta.clone()),
             Some(chunk_hashes),
         )
@@ -373,6 +400,34 @@ impl Store {
             }
         }
         Ok(n)
+    }
+
+    /// Removes every blob reference to `blob` (a file being renamed or deleted), whatever its
+    /// range or level. Returns how many were removed. Blocking.
+    pub fn remove_blob_refs_to(&self, blob: &Path) -> Result<usize, StoreError> {
+        let gone: Vec<Arc<Stored>> = {
+            let mut ix = self.lock();
+            let ids: Vec<_> = ix
+                .entries()
+                .filter(
+                    |(_, s)| matches!(&s.backing, Backing::Blob { blob: b, .. } if b.path == blob),
+                )
+                .map(|(id, _)| id)
+                .collect();
+            ix.remove_all(ids)
+        };
+        let mut first_err = None;
+        for s in &gone {
+            if let Err(e) = std::fs::remove_file(&s.path) {
+                if e.kind() != std::io::ErrorKind::NotFound && first_err.is_none() {
+                    first_err = Some(StoreError::io("remove", &s.path, e));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(gone.len()),
+        }
     }
 
     /// Removes every stored range of `xorb` that overlaps chunks `range` (a stored range is one
