@@ -14,9 +14,7 @@ use zest_service::FleetArgs;
 
 use crate::env_vars;
 use zest_tracker_api::client::TrackerClient;
-use zest_tracker_api::{
-    AnnounceRequest, ChunkRange, PeerDescriptor, Role as PeerRole, XorbHolding,
-};
+use zest_tracker_api::{AnnounceRequest, PeerDescriptor, Role as PeerRole};
 
 /// Arguments of `zest seed`.
 #[derive(Debug, Clone, Args)]
@@ -76,24 +74,14 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
             };
             loop {
                 let s = store.clone();
-                let full = tokio::task::spawn_blocking(move || {
-                    let _ = s.rescan();
-                    s.holdings()
-                })
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(hash, ranges)| XorbHolding {
-                    hash,
-                    ranges: ranges
-                        .into_iter()
-                        .map(|r| ChunkRange {
-                            start: r.start,
-                            end: r.end,
-                        })
-                        .collect(),
-                })
-                .collect::<Vec<_>>();
+                let full = crate::fleet::swarm::to_holdings(
+                    tokio::task::spawn_blocking(move || {
+                        let _ = s.rescan();
+                        s.holdings()
+                    })
+                    .await
+                    .unwrap_or_default(),
+                );
                 let n = full.len();
                 let req = AnnounceRequest {
                     peer: PeerDescriptor {

@@ -125,10 +125,41 @@ impl Publisher {
         self.wake.notify_one();
     }
 
+    /// Queues `added` again (an announce that failed), without waking the announcer.
+    fn put_back(&self, added: Vec<XorbHolding>) {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for h in added {
+            p.extend(h.ranges.into_iter().map(|r| (h.hash, r.start..r.end)));
+        }
+    }
+
     fn take(&self) -> Vec<XorbHolding> {
         let items = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         holdings(items)
     }
+}
+
+/// A store's holdings (`Store::holdings`) as the tracker's list.
+pub fn to_holdings(held: Vec<(MerkleHash, Vec<Range<u32>>)>) -> Vec<XorbHolding> {
+    held.into_iter()
+        .map(|(hash, ranges)| XorbHolding {
+            hash,
+            ranges: ranges
+                .into_iter()
+                .map(|r| ChunkRange::new(r.start, r.end))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Everything `store` holds, as the tracker's list (read on the blocking pool).
+async fn store_holdings(store: &Store) -> Vec<XorbHolding> {
+    let s = store.clone();
+    to_holdings(
+        tokio::task::spawn_blocking(move || s.holdings())
+            .await
+            .unwrap_or_default(),
+    )
 }
 
 fn holdings(items: impl IntoIterator<Item = (MerkleHash, Range<u32>)>) -> Vec<XorbHolding> {
@@ -238,16 +269,7 @@ impl Serving {
             stop,
             tasks: vec![tokio::spawn(serve)],
         };
-        let held = {
-            let s = store.clone();
-            tokio::task::spawn_blocking(move || s.holdings())
-                .await
-                .unwrap_or_default()
-        };
-        let first = me.request(Some(holdings(
-            held.into_iter()
-                .flat_map(|(x, rs)| rs.into_iter().map(move |r| (x, r))),
-        )));
+        let first = me.request(Some(store_holdings(&store).await));
         let interval = match me.tracker.announce(&first).await {
             Ok(r) => Duration::from_secs(r.interval_secs.max(1)).min(MAX_HEARTBEAT),
             Err(e) => {
@@ -390,15 +412,8 @@ async fn announce_loop(
             Ok(r) => {
                 interval = Duration::from_secs(r.interval_secs.max(1)).min(MAX_HEARTBEAT);
                 if r.resync {
-                    let s = store.clone();
-                    let held = tokio::task::spawn_blocking(move || s.holdings())
-                        .await
-                        .unwrap_or_default();
                     let full = AnnounceRequest {
-                        full: Some(holdings(
-                            held.into_iter()
-                                .flat_map(|(x, rs)| rs.into_iter().map(move |r| (x, r))),
-                        )),
+                        full: Some(store_holdings(&store).await),
                         ..base.clone()
                     };
                     if let Err(e) = tracker.announce(&full).await {
@@ -408,16 +423,7 @@ async fn announce_loop(
             }
             Err(e) => {
                 tracing::debug!(error = %format!("{e:#}"), "announce failed; retrying");
-                // Put the ranges back for the next try.
-                for h in added {
-                    for r in h.ranges {
-                        publisher
-                            .pending
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((h.hash, r.start..r.end));
-                    }
-                }
+                publisher.put_back(added);
                 interval = Duration::from_secs(2);
             }
         }
