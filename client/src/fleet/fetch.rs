@@ -2,16 +2,19 @@
 //! the tracker names (over the wire protocol), an edge handed the signed URL to fetch the range
 //! upstream on our behalf (so the fleet keeps every byte), and upstream — with the scheduler's
 //! decisions ([`super::scheduler`]) carried out: slow fleet requests raced by upstream (at most
-//! [`MAX_HEDGES`] races at once), failing sources dropped, bad ones blamed.
+//! [`MAX_HEDGES`] races at once), failing sources dropped, bad ones blamed. With a peer book
+//! ([`Fleet::with_peer_book`]), the tracker's answers feed it and, once the tracker is down, it
+//! names the holders instead (peer exchange).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hub::{HubClient, HubError};
 use xet::MerkleHash;
-use xorbstore::peer::{FetchOptions, PeerError};
+use xorbstore::peer::{FetchOptions, PeerBook, PeerError};
 use xorbstore::Store;
 use zest_tracker_api::client::TrackerClient;
 use zest_tracker_api::BytesBySource;
@@ -29,6 +32,13 @@ pub const MAX_HEDGES: usize = 4;
 const MAX_HOLDER_TRIES: usize = 3;
 /// Edges handed the upstream URL per range before going upstream ourselves.
 const MAX_EDGE_TRIES: usize = 2;
+/// Peers named by the peer book per unit, at most, when the tracker cannot name any: what a
+/// flood of peer-exchange addresses can make a pull try for one unit (each lookup answer; a
+/// fetch asks at most [`MAX_HOLDER_TRIES`] of them).
+pub const MAX_PEX_HOLDERS: usize = 4;
+/// Tracker-named peers whose id is remembered by address, at most (so a peer the book names
+/// is asked, counted and blamed under the id the tracker gave it).
+const MAX_NAMES: usize = 4096;
 /// Longest time allowed for one range from a peer or edge (the limit scaled to the range's size
 /// is used when shorter).
 const PEER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -90,6 +100,22 @@ pub struct Fleet {
     publisher: Option<super::swarm::Publisher>,
     claims_granted: AtomicU64,
     claim_group: Option<(String, u32)>,
+    /// Peer exchange: who holds parts of which xorb, for when the tracker is down.
+    book: Option<Arc<PeerBook>>,
+    /// Peer ids the tracker gave, by address.
+    names: Mutex<HashMap<SocketAddr, String>>,
+    /// Bytes fetched from holders the book named.
+    pex_bytes: AtomicU64,
+}
+
+/// What peer exchange did in one pull.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PexCounts {
+    /// New (xorb, peer address) entries learned from PeerExchange frames (ours and our
+    /// server's connections).
+    pub learned: u64,
+    /// Bytes fetched from peers the book named because the tracker could not.
+    pub bytes: u64,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -134,6 +160,29 @@ impl Fleet {
             publisher: None,
             claims_granted: AtomicU64::new(0),
             claim_group: None,
+            book: None,
+            names: Mutex::new(HashMap::new()),
+            pex_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Speaks peer exchange into `book` (shared with the pull's own server): the tracker's
+    /// answers and the PeerExchange frames of every connection feed it, and when the tracker
+    /// is down (or a lookup fails) [`Fleet::lookup`] names its peers instead.
+    pub fn with_peer_book(mut self, book: Arc<PeerBook>) -> Self {
+        self.pool.set_book(book.clone());
+        self.book = Some(book);
+        self
+    }
+
+    /// What peer exchange did so far.
+    pub fn pex(&self) -> PexCounts {
+        PexCounts {
+            learned: self
+                .book
+                .as_ref()
+                .map_or(0, |b| b.stats().learned_exchanged),
+            bytes: self.pex_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -270,10 +319,55 @@ impl Fleet {
         self.scheduler().drop_source(source.key());
     }
 
-    /// Asks the tracker who holds each unit, best first; empty per unit when there is no
-    /// tracker or it failed.
+    /// Asks the tracker who holds each unit, best first. When the tracker is down (or this
+    /// lookup failed), a unit it named nobody for gets up to [`MAX_PEX_HOLDERS`] peers the
+    /// book knows for its xorb instead (as client-role holders: a peer that does not hold the
+    /// range answers NotFound and the next is asked). Empty per unit when neither knows one.
+    ///
+    /// While the tracker answers, its holders alone are returned: its answer is per range and
+    /// current, the book's is per xorb and may be stale, and a swarm member treats any holder
+    /// as a reason not to claim the unit's upstream fetch, so book entries there would undo the
+    /// swarm's single flight (each member would ask peers that lack the range, then go upstream
+    /// unclaimed).
     pub async fn lookup(&self, units: &[Unit]) -> Vec<Vec<Holder>> {
-        self.lookups.holders(units).await
+        let mut out = self.lookups.holders(units).await;
+        let Some(book) = &self.book else { return out };
+        for (unit, holders) in units.iter().zip(out.iter_mut()) {
+            let peers = holders
+                .iter()
+                .filter(|h| h.role != wire::Role::Edge)
+                .filter_map(|h| Some((h.addr.parse::<SocketAddr>().ok()?, h)));
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            let mut learned = Vec::new();
+            for (a, h) in peers {
+                if names.len() < MAX_NAMES || names.contains_key(&a) {
+                    names.insert(a, h.id.clone());
+                }
+                learned.push(a);
+            }
+            drop(names);
+            book.learn_from_tracker(&unit.xorb, learned);
+        }
+        if !self.lookups.is_down() {
+            return out;
+        }
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for (unit, holders) in units.iter().zip(out.iter_mut()) {
+            if !holders.is_empty() {
+                continue;
+            }
+            holders.extend(
+                book.peers(&unit.xorb, MAX_PEX_HOLDERS, None)
+                    .into_iter()
+                    .map(|a| Holder {
+                        id: names.get(&a).cloned().unwrap_or_else(|| format!("pex:{a}")),
+                        addr: a.to_string(),
+                        role: wire::Role::Client,
+                        pex: true,
+                    }),
+            );
+        }
+        out
     }
 
     /// Fetches one unit: the local store; then the holders the tracker named (`holders`, best
@@ -553,6 +647,9 @@ impl Fleet {
                 match check(unit.chunks.clone(), raw, source.clone()) {
                     Ok(f) => {
                         self.counters.add(&source, len);
+                        if holder.pex {
+                            self.pex_bytes.fetch_add(len, Ordering::Relaxed);
+                        }
                         Some(f)
                     }
                     Err(e) => {
@@ -610,6 +707,7 @@ mod tests {
             id: "dead".into(),
             addr: "127.0.0.1:1".into(),
             role: wire::Role::Seed,
+            pex: false,
         };
         let other = Unit {
             xorb: xorb(2),

@@ -94,6 +94,7 @@ impl Lookups {
                                     id,
                                     addr: p.addr.clone(),
                                     role: p.role,
+                                    pex: false,
                                 });
                             }
                         }
@@ -197,6 +198,7 @@ impl Lookups {
                             id: p.id,
                             addr: p.addr,
                             role: Role::Edge,
+                            pex: false,
                         })
                         .collect(),
                     Err(e) => {

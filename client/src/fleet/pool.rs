@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xorbstore::peer::{PeerClient, PeerClientConfig, PeerError};
+use xorbstore::peer::{PeerBook, PeerClient, PeerClientConfig, PeerError};
 
 use super::Holder;
 
@@ -34,6 +34,8 @@ pub struct PeerPool {
     peer_id: String,
     request_timeout: Duration,
     clients: tokio::sync::Mutex<HashMap<String, Arc<PeerClient>>>,
+    /// Peer exchange on every connection (none: not spoken).
+    book: Option<Arc<PeerBook>>,
 }
 
 impl PeerPool {
@@ -44,7 +46,13 @@ impl PeerPool {
             peer_id,
             request_timeout,
             clients: Default::default(),
+            book: None,
         }
+    }
+
+    /// Connections opened from now on speak peer exchange into `book`.
+    pub fn set_book(&mut self, book: Arc<PeerBook>) {
+        self.book = Some(book);
     }
 
     /// This client's peer id.
@@ -71,6 +79,7 @@ impl PeerPool {
         let mut cfg = PeerClientConfig::new(self.peer_id.clone(), wire::Role::Client);
         cfg.connect_timeout = CONNECT_TIMEOUT;
         cfg.request_timeout = self.request_timeout;
+        cfg.book = self.book.clone();
         let cl = Arc::new(PeerClient::connect(addr, cfg).await?);
         clients.insert(h.id.clone(), cl.clone());
         Ok(cl)

@@ -258,6 +258,7 @@ mod tests {
             id: id.into(),
             addr: "127.0.0.1:1".into(),
             role: wire::Role::Client,
+            pex: false,
         }
     }
 

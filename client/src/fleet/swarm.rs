@@ -7,6 +7,9 @@
 //! What may be shared is the pull's business (`pull::xetfile`): a range proven by its xorb hash
 //! on arrival, or a *pending* one (stored `Structural`) that only the file hash will prove. The
 //! server serves what the store holds; receivers verify what they get themselves.
+//!
+//! The server speaks peer exchange through the pull's [`PeerBook`] ([`Serving::book`], shared
+//! with the pull's fleet), so that the swarm keeps finding its members when the tracker dies.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -16,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use xet::MerkleHash;
-use xorbstore::peer::{PeerServer, PeerServerConfig, PeerServerStats};
+use xorbstore::peer::{PeerBook, PeerServer, PeerServerConfig, PeerServerStats};
 use xorbstore::Store;
 use zest_tracker_api::client::TrackerClient;
 use zest_tracker_api::{AnnounceRequest, ChunkRange, PeerDescriptor, Role, XorbHolding};
@@ -181,6 +184,7 @@ pub struct Serving {
     tracker: TrackerClient,
     server: PeerServer,
     publisher: Publisher,
+    book: Arc<PeerBook>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -241,7 +245,11 @@ impl Serving {
                 SocketAddr::new(ip, local.port()).to_string()
             }
         };
+        // Peer exchange: never our own advertised address (when it is an IP address; one
+        // given as a host name is not announced to peers at all).
+        let book = Arc::new(PeerBook::new(addr.parse().ok()));
         let mut config = PeerServerConfig::new(peer_id.clone(), wire::Role::Client);
+        config.book = Some(book.clone());
         config.max_connections = args.upload_slots.max(1);
         config.upload_rate = args
             .max_upload_rate
@@ -266,6 +274,7 @@ impl Serving {
             tracker,
             server,
             publisher,
+            book,
             stop,
             tasks: vec![tokio::spawn(serve)],
         };
@@ -308,6 +317,11 @@ impl Serving {
     /// Where new ranges are queued for announcing.
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
+    }
+
+    /// The peer book of this swarm member (its server's, for its fleet to share).
+    pub fn book(&self) -> Arc<PeerBook> {
+        self.book.clone()
     }
 
     /// The address announced to the tracker.

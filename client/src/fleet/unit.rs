@@ -49,6 +49,9 @@ pub struct Holder {
     /// `host:port` of its wire-protocol listener.
     pub addr: String,
     pub role: wire::Role,
+    /// Named by the peer book (peer exchange, or an earlier tracker answer), not by the
+    /// tracker's answer for this unit: the tracker was down.
+    pub pex: bool,
 }
 
 impl Holder {
@@ -220,6 +223,7 @@ mod tests {
             id: "p1".into(),
             addr: "127.0.0.1:1".into(),
             role,
+            pex: false,
         };
         assert_eq!(h(wire::Role::Edge).source(), Source::Edge("p1".into()));
         assert_eq!(h(wire::Role::Seed).source(), Source::Peer("p1".into()));

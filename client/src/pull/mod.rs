@@ -111,6 +111,8 @@ pub struct Summary {
     pub snapshot: PathBuf,
     /// What this machine served other machines while it pulled (and seeded after).
     pub served: Served,
+    /// What peer exchange did (peers learned, bytes from peers only it named).
+    pub pex: crate::fleet::PexCounts,
 }
 
 /// What a pull in a swarm served.
@@ -176,6 +178,14 @@ fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
             s.served.requests,
             s.served.peers,
             s.served.addr
+        )?;
+    }
+    if s.pex.learned > 0 || s.pex.bytes > 0 {
+        writeln!(
+            out,
+            "  peer exchange: {} peer addresses learned, {} from peers only it named",
+            s.pex.learned,
+            mb(s.pex.bytes)
         )?;
     }
     for (src, why) in &s.bad_sources {
@@ -259,6 +269,12 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         _ => None,
     };
     let publisher = serving.as_ref().map(Serving::publisher);
+    // With a tracker, the pull keeps a peer book (its server's when it serves), so it keeps
+    // finding peers if the tracker goes down.
+    let book = trackerc.as_ref().map(|_| match &serving {
+        Some(s) => s.book(),
+        None => std::sync::Arc::new(xorbstore::peer::PeerBook::new(None)),
+    });
     let pulled = pull_files(
         args,
         started,
@@ -271,6 +287,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
             store,
             store_dir,
             publisher,
+            book,
         },
     )
     .await;
@@ -307,6 +324,7 @@ struct Setup {
     store: Store,
     store_dir: PathBuf,
     publisher: Option<crate::fleet::swarm::Publisher>,
+    book: Option<std::sync::Arc<xorbstore::peer::PeerBook>>,
 }
 
 /// Lists the revision's files and pulls them, reports to the tracker and publishes the
@@ -321,6 +339,7 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
         store,
         store_dir,
         publisher,
+        book,
     } = setup;
     // Revision and file list: upstream, or the fleet's manifest when upstream is unreachable.
     let mut fleet_only = false;
@@ -354,6 +373,9 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
         trackerc.clone(),
         peer_id.clone(),
     );
+    if let Some(b) = book {
+        fleet = fleet.with_peer_book(b);
+    }
     if let Some(p) = publisher {
         fleet = fleet
             .with_publisher(p)
@@ -428,6 +450,7 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
     summary.hedges = sources.hedges();
     summary.served.claims = sources.claims_granted();
     summary.bad_sources = sources.bad_sources();
+    summary.pex = sources.pex();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.snapshot = cache.dir().join("snapshots").join(&commit);
 

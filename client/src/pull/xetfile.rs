@@ -257,6 +257,22 @@ const SWARM_TRIES: u32 = 3;
 /// First and longest wait between two looks at a unit another machine is fetching.
 const SWARM_WAIT_FIRST: std::time::Duration = std::time::Duration::from_millis(150);
 const SWARM_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a unit waits for the swarm at most (for another machine's claimed upstream fetch, or
+/// for a free upstream-fetch lease) before this machine fetches it upstream itself: a base plus
+/// the unit's bytes at a slow upstream rate. A claimer that holds claims and never delivers (it
+/// stalls, or it is an attacker renewing claims forever) so costs at most one such wait per
+/// pull, not a hang: it is dropped as a source the first time, and every other unit it holds
+/// goes upstream at once.
+const SWARM_WAIT_BASE: std::time::Duration = std::time::Duration::from_secs(10);
+const SWARM_WAIT_MIN_RATE: u64 = 2_000_000;
+
+/// The longest `unit` waits for the swarm (see [`SWARM_WAIT_BASE`]).
+fn swarm_wait_limit(unit: &Unit) -> std::time::Duration {
+    SWARM_WAIT_BASE
+        + std::time::Duration::from_millis(
+            unit.expected_bytes().saturating_mul(1000) / SWARM_WAIT_MIN_RATE,
+        )
+}
 
 impl Ctx<'_> {
     /// Fetches unit `i` and writes its terms. A source whose bytes disagree with the terms is
@@ -379,6 +395,7 @@ impl Ctx<'_> {
     async fn swarm_turn(&self, unit: &Unit) -> Result<SwarmTurn<'_>, XetFileError> {
         let ttl = CLAIM_TTL.as_millis() as u64;
         let mut wait = SWARM_WAIT_FIRST;
+        let give_up = std::time::Instant::now() + swarm_wait_limit(unit);
         loop {
             let slot = self.limits.units.acquire().await?;
             let mut found = self
@@ -392,13 +409,27 @@ impl Ctx<'_> {
             if !found.is_empty() {
                 return Ok((slot, found, None));
             }
+            let late = std::time::Instant::now() >= give_up;
             match self.sources.claim(unit, ttl).await {
                 crate::fleet::Claim::Granted => {
                     return Ok((slot, Vec::new(), Some(Lease::keep(self.sources, unit))))
                 }
                 crate::fleet::Claim::Unavailable => return Ok((slot, Vec::new(), None)),
+                crate::fleet::Claim::Busy if late => {
+                    tracing::info!(xorb = %unit.xorb, "the swarm's upstream fetches stayed taken too long; fetching upstream");
+                    return Ok((slot, Vec::new(), None));
+                }
                 crate::fleet::Claim::Busy => {
                     tracing::debug!(xorb = %unit.xorb, "the swarm's upstream fetches are all taken; waiting");
+                }
+                crate::fleet::Claim::Held { holder, .. } if late => {
+                    // Claims renewed for longer than the range takes: the claimer stalls or
+                    // lies. Stop waiting for it, here and for every other range it holds.
+                    self.sources.blame(
+                        &Source::Peer(holder),
+                        "held a claim on a range for longer than fetching it takes",
+                    );
+                    return Ok((slot, Vec::new(), None));
                 }
                 crate::fleet::Claim::Held { holder, left_ms } => {
                     // A claimer this pull cannot reach will not be able to give it the range.

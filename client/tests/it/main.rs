@@ -5,3 +5,4 @@ mod hash;
 mod inspect;
 mod pull;
 mod swarm;
+mod swarm_stall;

@@ -1,7 +1,8 @@
 //! The swarm end to end: several `zest pull` processes started together against one
 //! `zest-origin` and one `zest-tracker` (no edge) serve each other while they pull, so the
 //! origin sends the model about once; `--seed-for` keeps a finished pull serving (within its
-//! `--max-upload-rate`) and `--no-serve` only takes.
+//! `--max-upload-rate`) and `--no-serve` only takes; when the tracker dies mid-pull, peer exchange
+//! keeps the machines taking from each other.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,11 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::common::splitmix_data;
 
-const REPO: &str = "acme/swarm";
+pub(super) const REPO: &str = "acme/swarm";
 
 /// The swarm's model: one file bigger than a xorb (its first xorb is a whole-xorb range,
 /// proven on arrival) and eight small files sharing the next xorb (partial, pending ranges).
-fn model(root: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(super) fn model(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     files.insert("big.safetensors".to_string(), splitmix_data(70 << 20, 21));
     for i in 0..8u64 {
@@ -35,7 +36,7 @@ fn model(root: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-fn dir(what: &str) -> PathBuf {
+pub(super) fn dir(what: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "swarm-it-{}-{what}-{}",
         std::process::id(),
@@ -47,16 +48,16 @@ fn dir(what: &str) -> PathBuf {
 }
 
 /// One machine's folders and its `zest pull`.
-struct Machine {
+pub(super) struct Machine {
     dir: PathBuf,
 }
 
 impl Machine {
-    fn new(what: &str) -> Self {
+    pub(super) fn new(what: &str) -> Self {
         Machine { dir: dir(what) }
     }
 
-    fn pull(&self, origin: &str, tracker: &str, id: &str, extra: &[&str]) -> Running {
+    pub(super) fn pull(&self, origin: &str, tracker: &str, id: &str, extra: &[&str]) -> Running {
         let mut c = Command::new(env!("CARGO_BIN_EXE_zest"));
         c.args([
             "pull",
@@ -87,7 +88,7 @@ impl Machine {
     }
 
     /// Every file of `files` is in the snapshot with the right bytes.
-    fn assert_identical(&self, files: &BTreeMap<String, Vec<u8>>) {
+    pub(super) fn assert_identical(&self, files: &BTreeMap<String, Vec<u8>>) {
         let repo = self.dir.join("hf/hub/models--acme--swarm");
         let commit = fs::read_to_string(repo.join("refs/main")).expect("refs/main");
         for (p, d) in files {
@@ -103,7 +104,7 @@ impl Machine {
 }
 
 /// A running pull: SIGTERM (it then deregisters) and reaped on drop, SIGKILL if it lingers.
-struct Running(Option<Child>, Option<PathBuf>);
+pub(super) struct Running(Option<Child>, Option<PathBuf>);
 
 impl Running {
     fn terminate(&mut self) {
@@ -127,7 +128,7 @@ impl Drop for Running {
 }
 
 /// Waits for a pull (at most two minutes) and returns its summary.
-fn summary(mut running: Running, what: &str) -> serde_json::Value {
+pub(super) fn summary(mut running: Running, what: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut child = running.0.take().expect("a running pull");
     loop {
@@ -149,7 +150,7 @@ fn summary(mut running: Running, what: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("summary JSON")
 }
 
-fn n(s: &serde_json::Value, path: &[&str]) -> u64 {
+pub(super) fn n(s: &serde_json::Value, path: &[&str]) -> u64 {
     let mut v = s;
     for p in path {
         v = &v[*p];
@@ -419,4 +420,125 @@ fn with_a_chunk_manifest_a_lying_peer_is_caught_at_its_first_range() {
     if !took_from_liar {
         assert_eq!(extra, 0.0, "{s}");
     }
+}
+
+/// A model of 24 files of 4 MiB (96 MiB), fetched as 24 units or so: when the tracker dies
+/// some are everywhere, some on a few machines, some nowhere yet.
+fn many_files_model(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for i in 0..24u64 {
+        files.insert(format!("part-{i:02}.bin"), splitmix_data(4 << 20, 100 + i));
+    }
+    for (p, d) in &files {
+        let abs = root.join(REPO).join(p);
+        fs::create_dir_all(abs.parent().expect("parent")).expect("mkdir");
+        fs::write(abs, d).expect("write");
+    }
+    files
+}
+
+/// Whether the tracker lists every one of `ids`.
+fn all_listed(tracker: &str, ids: &[String]) -> bool {
+    let peers = zest_testkit::http_get(tracker.trim_start_matches("http://"), "/v1/peers")
+        .unwrap_or_default();
+    ids.iter()
+        .all(|id| peers.contains(&format!("\"id\":\"{id}\"")))
+}
+
+/// The tracker is SIGKILLed while four machines pull together: every pull completes
+/// byte-exact, and the machines keep taking from each other through the peers their peer books
+/// learned (the tracker's answers, and the PeerExchange frames of their connections) instead of
+/// each falling back to the origin for everything it still lacks.
+#[test]
+fn when_the_tracker_dies_mid_pull_peer_exchange_keeps_the_swarm_sharing() {
+    let root = dir("pex-root");
+    let files = many_files_model(&root);
+    // The origin's link is the bottleneck (100 MB/s) and each machine uploads at most 25 MB/s,
+    // so that when the tracker dies some ranges are on every machine, some on a few, some
+    // nowhere yet.
+    let origin = zest_testkit::Origin::start(
+        &root,
+        &dir("pex-state"),
+        &["--fault-bandwidth-bytes-per-sec", "100000000"],
+    );
+    let tracker = zest_testkit::Tracker::start(&[]);
+    let egress = || zest_testkit::metric(&origin.base, "zest_origin_xorb_bytes_served_total");
+    // The model's xorb bytes: what each machine would take from the origin on its own.
+    let solo = Machine::new("pex-solo");
+    summary(
+        solo.pull(&origin.base, "http://127.0.0.1:1", "solo", &["--no-serve"]),
+        "the solo pull",
+    );
+    let model_bytes = egress();
+    assert!(model_bytes >= 80e6);
+
+    let machines: Vec<Machine> = (0..4).map(|i| Machine::new(&format!("pex{i}"))).collect();
+    let ids: Vec<String> = (0..4).map(|i| format!("pex{i}")).collect();
+    let before = egress();
+    let started = Instant::now();
+    let children: Vec<Running> = machines
+        .iter()
+        .zip(&ids)
+        .map(|(m, id)| {
+            m.pull(
+                &origin.base,
+                &tracker.base,
+                id,
+                &["--max-upload-rate", "25M"],
+            )
+        })
+        .collect();
+    // Every machine announced and the origin sent a good part of the model (half), but not
+    // all of it: the tracker dies mid-pull.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(all_listed(&tracker.base, &ids) && egress() - before >= 0.5 * model_bytes) {
+        assert!(Instant::now() < deadline, "the swarm did not get going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracker.proc.kill9();
+    let at_kill = egress() - before;
+    let killed_after = started.elapsed();
+    assert!(
+        at_kill < 0.8 * model_bytes,
+        "the tracker died too late to matter: the origin had sent {:.2}x the model",
+        at_kill / model_bytes
+    );
+    let summaries: Vec<serde_json::Value> = children
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| summary(c, &format!("pull pex{i}")))
+        .collect();
+    let total = egress() - before;
+    eprintln!(
+        "tracker killed after {:.1}s at {:.2}x the model from the origin; {:.2}x in all, {:.1}s",
+        killed_after.as_secs_f64(),
+        at_kill / model_bytes,
+        total / model_bytes,
+        started.elapsed().as_secs_f64()
+    );
+    for (i, s) in summaries.iter().enumerate() {
+        eprintln!(
+            "pex{i}: bytes {} pex {} served {}",
+            s["bytes"], s["pex"], s["served"]
+        );
+        machines[i].assert_identical(&files);
+    }
+    // After the kill the tracker names nobody: bytes from peers only the book named.
+    let pex_bytes: u64 = summaries.iter().map(|s| n(s, &["pex", "bytes"])).sum();
+    assert!(
+        pex_bytes > 0,
+        "no peer gave anything after the kill: {summaries:?}"
+    );
+    let learned: u64 = summaries.iter().map(|s| n(s, &["pex", "learned"])).sum();
+    assert!(learned > 0, "no PeerExchange was learned: {summaries:?}");
+    // Four independent fallbacks cost what was sent at the kill plus, per machine, everything
+    // it still lacked: measured 3.67x and 3.71x the model with peer exchange disabled, 2.00x
+    // with it (the ranges nobody held at the kill still go upstream from every machine that
+    // reaches them before a peer has them: nothing coordinates without the tracker).
+    assert!(
+        total <= 2.5 * model_bytes,
+        "the origin sent {:.2}x the model after the tracker died at {:.2}x",
+        total / model_bytes,
+        at_kill / model_bytes
+    );
 }

@@ -3,6 +3,8 @@
 //! connection up to the server's advertised `max_in_flight` (further callers wait for a slot).
 //! A background task reads frames, checks them with the protocol state machine and assembles
 //! each response (bounded by `max_response_len`). A request that times out is cancelled.
+//! With a [`PeerBook`] in the config, the client speaks peer exchange (see
+//! [`PeerClientConfig::book`]).
 //!
 //! Data payloads are read from the socket straight into the response buffer, which is allocated
 //! once at the DataHeader (its size checked against `max_response_len`). Response buffers come
@@ -13,7 +15,7 @@
 //! The bytes returned are what the peer sent; verify them (e.g. [`crate::verify_range`]) before
 //! use. [`PeerClient::fetch_verified`] does that against an [`Expectation`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +33,7 @@ use wire::{
 };
 use xet::MerkleHash;
 
-use super::PeerError;
+use super::{PeerBook, PeerError};
 use crate::verify::{verify_range, Expectation, RangeMeta};
 
 /// Settings of a [`PeerClient`].
@@ -50,6 +52,12 @@ pub struct PeerClientConfig {
     /// Response buffers kept for reuse once the caller has dropped the bytes returned (each is
     /// at most `limits.max_response_len`); 0 frees every buffer.
     pub reuse_buffers: usize,
+    /// Peer exchange (none: neither sent nor accepted). With a book, the Handshake advertises
+    /// `PEER_EXCHANGE`; when the server advertised it too, PeerExchange frames it sends are
+    /// learned into the book, and, when the book has an own address (we serve), the first
+    /// Request for each xorb on the connection is preceded by a PeerExchange naming that
+    /// address: we are a swarm member for the xorb.
+    pub book: Option<Arc<PeerBook>>,
 }
 
 impl PeerClientConfig {
@@ -63,9 +71,13 @@ impl PeerClientConfig {
             handshake_timeout: wire::HANDSHAKE_TIMEOUT,
             request_timeout: wire::REQUEST_TIMEOUT,
             reuse_buffers: 1,
+            book: None,
         }
     }
 }
+
+/// Xorbs per connection we announce ourselves for, at most.
+const PEX_XORBS_PER_CONNECTION: usize = 4096;
 
 /// Optional parts of a request.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +179,10 @@ struct Shared {
     peer: Handshake,
     request_timeout: Duration,
     pool: Arc<BufPool>,
+    /// The book, when both sides speak peer exchange.
+    book: Option<Arc<PeerBook>>,
+    /// Xorbs we announced ourselves for on this connection.
+    announced: Mutex<HashSet<MerkleHash>>,
 }
 
 impl Shared {
@@ -183,6 +199,20 @@ impl Shared {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The PeerExchange announcing us for `xorb`, once per xorb on this connection, when both
+    /// sides speak peer exchange and we serve.
+    fn self_announcement(&self, xorb: &MerkleHash) -> Option<Frame> {
+        let own = self.book.as_ref()?.own()?;
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        if announced.len() >= PEX_XORBS_PER_CONNECTION || !announced.insert(*xorb) {
+            return None;
+        }
+        Some(Frame::PeerExchange(wire::PeerExchange {
+            xorb: *xorb,
+            peers: vec![own.to_string()],
+        }))
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Pending>> {
@@ -300,12 +330,12 @@ impl PeerClient {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let hs = Handshake::new(
-            config.peer_id.clone(),
-            config.role,
-            Capabilities::NONE,
-            &config.limits,
-        );
+        let caps = if config.book.is_some() {
+            Capabilities::PEER_EXCHANGE
+        } else {
+            Capabilities::NONE
+        };
+        let hs = Handshake::new(config.peer_id.clone(), config.role, caps, &config.limits);
         let mut conn = Connection::new(hs, config.limits);
         let hs_frame = conn.handshake_frame();
         conn.on_send(&hs_frame)?;
@@ -349,6 +379,9 @@ impl PeerClient {
             .cloned()
             .ok_or(PeerError::Closed("no Handshake".into()))?;
         let slots = usize::from(peer.max_in_flight);
+        let book = config
+            .book
+            .filter(|_| peer.capabilities.contains(Capabilities::PEER_EXCHANGE));
         let shared = Arc::new(Shared {
             conn: Mutex::new(conn),
             writer: tokio::sync::Mutex::new(Box::new(wr)),
@@ -363,6 +396,8 @@ impl PeerClient {
                 max_idle: config.reuse_buffers,
                 max_len: usize::try_from(config.limits.max_response_len).unwrap_or(usize::MAX),
             }),
+            book,
+            announced: Mutex::new(HashSet::new()),
         });
         let reader = tokio::spawn(read_loop(shared.clone(), rd, buf, max));
         Ok(PeerClient { shared, reader })
@@ -419,8 +454,12 @@ impl PeerClient {
         // Allocate the id, register the reply and send, all in state-machine order.
         let id = {
             let mut w = shared.writer.lock().await;
+            let announce = shared.self_announcement(xorb);
             let (id, frame) = {
                 let mut conn = shared.conn();
+                if let Some(a) = &announce {
+                    conn.on_send(a)?;
+                }
                 let id = conn.next_request_id();
                 let frame = Frame::Request(Request {
                     request_id: id,
@@ -433,7 +472,11 @@ impl PeerClient {
                 (id, frame)
             };
             shared.pending().insert(id, Pending { reply, body: None });
-            let bytes = frame.to_vec()?;
+            let mut bytes = match &announce {
+                Some(a) => a.to_vec()?,
+                None => Vec::new(),
+            };
+            frame.encode(&mut bytes)?;
             let written = async {
                 w.write_all(&bytes).await?;
                 w.flush().await
@@ -671,7 +714,13 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
                         .await
                         .map_err(|e| format!("write failed: {e}"))?;
                 }
-                // A Request from a server (we serve nothing: answer NotFound), Have, PEX, Pong.
+                Frame::PeerExchange(p) => {
+                    if let Some(book) = &shared.book {
+                        let n = book.learn_exchanged(&p.xorb, super::book::parse_peers(&p.peers));
+                        tracing::debug!(xorb = %p.xorb, sent = p.peers.len(), new = n, "peer exchange");
+                    }
+                }
+                // A Request from a server (we serve nothing: answer NotFound), Have, Pong.
                 Frame::Request(r) => {
                     shared
                         .send(&Frame::NotFound {

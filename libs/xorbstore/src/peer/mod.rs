@@ -1,11 +1,13 @@
 //! The peer side of the store: a server that answers wire-protocol Requests from a [`Store`]
 //! (streaming chunk records straight from the memory map) and can fetch a missing range from the
 //! signed upstream URL in a Request ([`UpstreamFetcher`], coalesced by [`SingleFlight`]), and a
-//! client that connects to such a server and fetches ranges with pipelining. The protocol itself
+//! client that connects to such a server and fetches ranges with pipelining; both feed and use
+//! a [`PeerBook`] (peer exchange) when they have one. The protocol itself
 //! (frames, state machine, limits) is `libs/wire`; this module is the tokio I/O around it.
 //!
 //! [`Store`]: crate::Store
 
+pub mod book;
 pub mod client;
 pub mod rate;
 pub mod server;
@@ -14,6 +16,7 @@ pub mod tls;
 
 use wire::{ErrorCode, FrameError, ProtocolError};
 
+pub use book::{PeerBook, PeerBookStats};
 pub use client::{FetchOptions, PeerClient, PeerClientConfig};
 pub use rate::UploadRate;
 pub use server::{PeerServer, PeerServerConfig, PeerServerStats, UpstreamFetcher};

@@ -80,6 +80,12 @@ pub struct PeerServerConfig {
     pub shutdown_grace: Duration,
     /// A cap on the bytes of Data served per second, over all connections (none: no cap).
     pub upload_rate: Option<Arc<super::UploadRate>>,
+    /// Peer exchange (none: the server neither sends nor accepts PeerExchange). With a book,
+    /// the Handshake advertises `PEER_EXCHANGE`; to a requester that advertised it too, the
+    /// answer to its first Request for a xorb on a connection is followed by a PeerExchange
+    /// of up to [`super::book::PEX_SEND_MAX`] peers the book knows for that xorb, and the
+    /// requester's own PeerExchange (its advertised address) is learned.
+    pub book: Option<Arc<super::PeerBook>>,
 }
 
 impl std::fmt::Debug for PeerServerConfig {
@@ -91,6 +97,7 @@ impl std::fmt::Debug for PeerServerConfig {
             .field("piece_len", &self.piece_len)
             .field("tls", &self.tls.is_some())
             .field("upstream", &self.upstream.is_some())
+            .field("book", &self.book.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +118,7 @@ impl PeerServerConfig {
             upstream: None,
             shutdown_grace: Duration::from_secs(5),
             upload_rate: None,
+            book: None,
         }
     }
 }
@@ -133,6 +141,10 @@ pub struct PeerServerStats {
     /// Connections closed because the peer broke the protocol.
     pub protocol_errors: u64,
     pub timeouts: u64,
+    /// PeerExchange frames sent (each with at least one address).
+    pub pex_sent: u64,
+    /// Addresses learned from requesters' PeerExchange frames.
+    pub pex_learned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +160,8 @@ struct Counters {
     bytes_served: AtomicU64,
     protocol_errors: AtomicU64,
     timeouts: AtomicU64,
+    pex_sent: AtomicU64,
+    pex_learned: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -216,6 +230,8 @@ impl PeerServer {
             bytes_served: l(&c.bytes_served),
             protocol_errors: l(&c.protocol_errors),
             timeouts: l(&c.timeouts),
+            pex_sent: l(&c.pex_sent),
+            pex_learned: l(&c.pex_learned),
         }
     }
 
@@ -385,6 +401,9 @@ async fn handle_connection<R, W>(
     if cfg.upstream.is_some() {
         caps = caps | Capabilities::UPSTREAM_FETCH;
     }
+    if cfg.book.is_some() {
+        caps = caps | Capabilities::PEER_EXCHANGE;
+    }
     let hs = Handshake::new(cfg.peer_id.clone(), cfg.role, caps, &cfg.limits);
     let conn: SharedConn = Arc::new(Mutex::new(Connection::new(hs, cfg.limits)));
     let queue = usize::from(lock(&conn).limits().max_in_flight) + 4;
@@ -400,7 +419,7 @@ async fn handle_connection<R, W>(
         rx,
         close_rx,
     ));
-    let close = read_loop(&ctx, &conn, rd, &tx, &mut stop).await;
+    let close = read_loop(&ctx, &conn, rd, &tx, &mut stop, addr).await;
     if let Some(frame) = close {
         let _ = close_tx.send(frame).await;
     }
@@ -418,8 +437,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut rd: R,
     tx: &mpsc::Sender<Out>,
     stop: &mut watch::Receiver<bool>,
+    remote: SocketAddr,
 ) -> Option<Frame> {
     let cfg = &ctx.config;
+    let mut pex = Pex::new(remote);
     let max_frame = lock(conn).recv_max_frame_len();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let handshake_deadline = Instant::now() + cfg.handshake_timeout;
@@ -452,12 +473,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Ok(Accepted::Discard) => {}
                 Ok(Accepted::Deliver) => {
                     let delivered = match frame {
-                        Frame::Request(r) => handle_request(ctx, r, tx).await,
+                        Frame::Request(r) => {
+                            let xorb = r.xorb;
+                            handle_request(ctx, r, tx).await
+                                && match pex.answer(ctx, conn, &xorb) {
+                                    Some(f) => tx.send(Out::Frame(f)).await.is_ok(),
+                                    None => true,
+                                }
+                        }
+                        Frame::PeerExchange(p) => {
+                            pex.receive(ctx, conn, &p);
+                            true
+                        }
                         Frame::Ping { nonce } => {
                             tx.send(Out::Frame(Frame::Pong { nonce })).await.is_ok()
                         }
                         // Handshake (recorded by the state machine), Cancel (the writer checks
-                        // it), Have, PeerExchange, Pong: nothing to do.
+                        // it), Have, Pong: nothing to do.
                         _ => true,
                     };
                     if !delivered {
@@ -502,6 +534,78 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             _ = tx.closed() => return None,
         }
+    }
+}
+
+/// Xorbs per connection the server sends a PeerExchange for, at most (a requester asking for
+/// more xorbs gets no more PeerExchange frames on that connection).
+const PEX_XORBS_PER_CONNECTION: usize = 4096;
+
+/// The peer-exchange state of one connection.
+struct Pex {
+    /// The requester's socket address (its IP is the only one its PeerExchange may name).
+    remote: SocketAddr,
+    /// The requester's advertised address, once its PeerExchange named it.
+    advertised: Option<SocketAddr>,
+    /// Xorbs a PeerExchange was sent for (or considered) on this connection.
+    answered: std::collections::HashSet<MerkleHash>,
+}
+
+impl Pex {
+    fn new(remote: SocketAddr) -> Self {
+        Self {
+            remote,
+            advertised: None,
+            answered: Default::default(),
+        }
+    }
+
+    /// Whether the peer advertised `PEER_EXCHANGE` (and we have a book).
+    fn enabled<'a>(ctx: &'a Ctx, conn: &SharedConn) -> Option<&'a super::PeerBook> {
+        let book = ctx.config.book.as_deref()?;
+        let caps = lock(conn).peer()?.capabilities;
+        caps.contains(Capabilities::PEER_EXCHANGE).then_some(book)
+    }
+
+    /// The PeerExchange to send after answering the connection's first Request for `xorb`:
+    /// the book's peers for it, without the requester; none when empty or already sent.
+    fn answer(&mut self, ctx: &Ctx, conn: &SharedConn, xorb: &MerkleHash) -> Option<Frame> {
+        let book = Self::enabled(ctx, conn)?;
+        if self.answered.len() >= PEX_XORBS_PER_CONNECTION || !self.answered.insert(*xorb) {
+            return None;
+        }
+        let peers: Vec<String> = book
+            .peers(xorb, super::book::PEX_SEND_MAX, self.advertised)
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect();
+        if peers.is_empty() {
+            return None;
+        }
+        inc(&ctx.counters.pex_sent);
+        Some(Frame::PeerExchange(wire::PeerExchange {
+            xorb: *xorb,
+            peers,
+        }))
+    }
+
+    /// A requester's PeerExchange: it announces itself as a swarm member for the xorb. Only an
+    /// address on the requester's own IP is taken (the first one), so a requester cannot make
+    /// this server's book, and the peers it tells, point at anyone else.
+    fn receive(&mut self, ctx: &Ctx, conn: &SharedConn, p: &wire::PeerExchange) {
+        let Some(book) = Self::enabled(ctx, conn) else {
+            return;
+        };
+        let own = super::book::parse_peers(&p.peers).find(|a| a.ip() == self.remote.ip());
+        let Some(a) = own else {
+            tracing::debug!(xorb = %p.xorb, "PeerExchange names no address of the requester; ignored");
+            return;
+        };
+        self.advertised.get_or_insert(a);
+        let n = book.learn_exchanged(&p.xorb, [a]);
+        ctx.counters
+            .pex_learned
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

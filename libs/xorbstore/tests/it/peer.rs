@@ -1,5 +1,6 @@
 //! The peer server and client on loopback: sub-range round trips (TCP and TLS, pipelined),
-//! NotFound, malicious clients, timeouts, the upstream hook's single flight, shutdown.
+//! NotFound, malicious clients, timeouts, the upstream hook's single flight, shutdown, peer
+//! exchange.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,8 +19,8 @@ use wire::{
 };
 use xet::MerkleHash;
 use xorbstore::peer::{
-    tls, FetchOptions, PeerClient, PeerClientConfig, PeerError, PeerServer, PeerServerConfig,
-    UpstreamFetcher,
+    tls, FetchOptions, PeerBook, PeerClient, PeerClientConfig, PeerError, PeerServer,
+    PeerServerConfig, UpstreamFetcher,
 };
 use xorbstore::{Expectation, Store, StoreConfig};
 
@@ -861,5 +862,166 @@ async fn response_buffers_are_reused_only_once_dropped() {
     let b = plain.fetch(&xh, 0..12, None).await.unwrap();
     assert!(b[..] == *x.bytes(0..12));
     drop((client, plain));
+    srv.shutdown().await;
+}
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Waits (a little) until `cond` holds: frames learned by the client's reader or the server's
+/// connection task arrive on their own schedule.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}");
+}
+
+/// Peer exchange through a real server/client pair: the serving requester announces itself
+/// before its first Request for a xorb, the server answers that Request (served or NotFound)
+/// with the peers its book knows for the xorb, once per connection and xorb, and neither side
+/// keeps its own address.
+#[tokio::test]
+async fn peer_exchange_round_trips_once_per_connection_and_xorb() {
+    let x = make_xorb(11, 6, 8_000);
+    let xh = x.hash();
+    let missing = MerkleHash::from_bytes([9; 32]);
+    let server_book = Arc::new(PeerBook::new(Some(sock("127.0.0.1:7001"))));
+    server_book.learn(&xh, [sock("127.0.0.1:1111"), sock("10.0.0.2:2222")]);
+    server_book.learn(&missing, [sock("127.0.0.1:3333")]);
+    let mut config = PeerServerConfig::new("seed-pex", Role::Client);
+    config.book = Some(server_book.clone());
+    let srv = serving(config, &x).await;
+
+    let client_book = Arc::new(PeerBook::new(Some(sock("127.0.0.1:7002"))));
+    let mut cc = client_config();
+    cc.book = Some(client_book.clone());
+    let client = PeerClient::connect(srv.addr, cc).await.unwrap();
+    assert!(client
+        .peer()
+        .capabilities
+        .contains(Capabilities::PEER_EXCHANGE));
+    assert_eq!(
+        &client.fetch(&xh, 0..2, None).await.unwrap()[..],
+        x.bytes(0..2)
+    );
+    assert_eq!(
+        &client.fetch(&xh, 2..4, None).await.unwrap()[..],
+        x.bytes(2..4)
+    );
+    assert!(matches!(
+        client.fetch(&missing, 0..1, None).await,
+        Err(PeerError::NotFound)
+    ));
+    eventually("the client learned the server's peers", || {
+        client_book.stats().learned_exchanged == 3
+    })
+    .await;
+    let mut got = client_book.peers(&xh, 64, None);
+    got.sort();
+    assert_eq!(got, [sock("10.0.0.2:2222"), sock("127.0.0.1:1111")]);
+    assert_eq!(
+        client_book.peers(&missing, 64, None),
+        [sock("127.0.0.1:3333")]
+    );
+    // The client announced itself for both xorbs; the server named it to nobody (it is the
+    // requester) and sent one PeerExchange per xorb.
+    let st = srv.server.stats();
+    assert_eq!((st.pex_sent, st.pex_learned), (2, 2), "{st:?}");
+    assert_eq!(server_book.peers(&xh, 1, None), [sock("127.0.0.1:7002")]);
+    assert_eq!(
+        server_book.peers(&missing, 1, None),
+        [sock("127.0.0.1:7002")]
+    );
+
+    // A second connection from the same requester: once per connection, so again, but
+    // without the requester's own address (the server excludes it, the client never keeps it).
+    let mut cc = client_config();
+    cc.book = Some(client_book.clone());
+    let again = PeerClient::connect(srv.addr, cc).await.unwrap();
+    again.fetch(&xh, 0..1, None).await.unwrap();
+    eventually("a second PeerExchange", || srv.server.stats().pex_sent == 3).await;
+    assert!(!client_book
+        .peers(&xh, 64, None)
+        .contains(&sock("127.0.0.1:7002")));
+
+    // A client without a book does not speak it: the server sends it nothing.
+    let plain = srv.client().await;
+    plain.fetch(&xh, 0..1, None).await.unwrap();
+    plain.fetch(&missing, 0..1, None).await.unwrap_err();
+    assert_eq!(srv.server.stats().pex_sent, 3);
+    srv.shutdown().await;
+
+    // A server without a book does not advertise it: the client announces nothing.
+    let srv = serving(PeerServerConfig::new("seed-plain", Role::Seed), &x).await;
+    let mut cc = client_config();
+    cc.book = Some(client_book.clone());
+    let client = PeerClient::connect(srv.addr, cc).await.unwrap();
+    assert!(!client
+        .peer()
+        .capabilities
+        .contains(Capabilities::PEER_EXCHANGE));
+    client.fetch(&xh, 0..1, None).await.unwrap();
+    assert_eq!(srv.server.stats().pex_learned, 0);
+    srv.shutdown().await;
+}
+
+/// What a requester's PeerExchange can do to a server's book: name its own IP only (the
+/// first such address), which the server then never names back to it; garbage is ignored and
+/// the connection stays usable.
+#[tokio::test]
+async fn a_requesters_peer_exchange_can_only_name_itself() {
+    let x = make_xorb(12, 4, 8_000);
+    let xh = x.hash();
+    let book = Arc::new(PeerBook::new(None));
+    book.learn(&xh, [sock("127.0.0.1:5555")]);
+    let mut config = PeerServerConfig::new("seed-pex", Role::Client);
+    config.book = Some(book.clone());
+    let srv = serving(config, &x).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut out = Frame::Handshake(Handshake::new(
+        "pexer",
+        Role::Client,
+        Capabilities::PEER_EXCHANGE,
+        &Limits::default(),
+    ))
+    .to_vec()
+    .unwrap();
+    let pex = Frame::PeerExchange(wire::PeerExchange {
+        xorb: xh,
+        peers: vec![
+            "10.1.2.3:80".into(),
+            "victim.example:443".into(),
+            "garbage".into(),
+            "127.0.0.1:4444".into(),
+            "127.0.0.1:4445".into(),
+        ],
+    });
+    out.extend(pex.to_vec().unwrap());
+    out.extend(request(1, xh, 0..1));
+    out.extend(request(2, xh, 1..2));
+    s.write_all(&out).await.unwrap();
+    // Half-closed: the server answers what it read, then closes.
+    s.shutdown().await.unwrap();
+    let frames = frames_until_close(&mut s).await;
+    let exchanged: Vec<&wire::PeerExchange> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::PeerExchange(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exchanged.len(), 1, "{frames:?}");
+    assert_eq!(exchanged[0].xorb, xh);
+    assert_eq!(exchanged[0].peers, ["127.0.0.1:5555"]);
+    let mut known = book.peers(&xh, 64, None);
+    known.sort();
+    assert_eq!(known, [sock("127.0.0.1:4444"), sock("127.0.0.1:5555")]);
+    assert_eq!(srv.server.stats().pex_learned, 1);
+    assert_eq!(srv.server.stats().protocol_errors, 0);
     srv.shutdown().await;
 }
