@@ -22,7 +22,18 @@ Faults (--faults, each one more `fleet` run with the fault injected, compared wi
   origin-429       the origin answers 429 to 30% of requests (--fault-429-rate 0.3).
   silent-peer      a host that accepts TCP connections and never answers, announced to the
                    tracker as an edge holding every xorb of the model.
-Each run starts a fresh tracker and fresh edges (empty caches) and fresh client caches; every
+  liar             a `swarm` run (no edge) with one more host, a `zest seed` that holds the whole
+                   model and serves it with one byte altered in every blob (it pulled the model
+                   straight from the origin before the run, then its cache was altered).
+  redis-restart    the tracker keeps its hot state in a Redis on the tracker host (and durable
+                   state in a PostgreSQL there); at --fault-at, Redis is SIGKILLed and a new,
+                   empty one starts 3 s later on the same port.
+  pg-restart       the same tracker; at --fault-at, PostgreSQL gets an immediate shutdown
+                   (SIGQUIT: connections drop as in a crash) and starts again 3 s later.
+  disk-full        edge1's cache directory is a tmpfs of --fault-disk-share x F (its quota is
+                   larger), so the edge's disk fills up mid-run.
+Each run starts a fresh tracker (with a fresh database and Redis when it uses them) and fresh edges
+(empty caches) and fresh client caches; every
 client's files are compared byte for byte with the origin's; the lab's namespaces and processes
 are removed on exit, error, Ctrl-C and SIGTERM.
 
@@ -38,6 +49,7 @@ Python with huggingface_hub + hf_xet + numpy (--python, default $ZEST_PYTHON).
 """
 
 import argparse
+import glob
 import json
 import os
 import resource
@@ -69,7 +81,13 @@ from netlab import LabError, rate_bytes  # noqa: E402
 
 ORIGIN_PORT, TRACKER_PORT = 8080, 7070
 EDGE_HTTP, EDGE_PEER, EDGE_DATA = 8081, 7071, 8082
-FAULTS = ("edge-kill", "tracker-restart", "origin-429", "silent-peer")
+FAULTS = ("edge-kill", "tracker-restart", "origin-429", "silent-peer", "liar", "redis-restart",
+          "pg-restart", "disk-full")
+# The clean run a fault run is the same as (and compared with); `fleet` unless named here.
+FAULT_BASE = {"liar": "swarm"}
+# Faults injected at --fault-at while the clients run (the others are set up before).
+TIMED_FAULTS = ("edge-kill", "tracker-restart", "redis-restart", "pg-restart")
+PG_PORT, REDIS_PORT, LIAR_PORT = 5432, 6379, 7072
 
 HF_CODE = r"""
 import json, sys, time
@@ -93,11 +111,12 @@ def parse_size(s):
 
 
 def cpu_times():
-    """(busy, total) jiffies of the whole machine from /proc/stat."""
+    """(busy, total, niced) jiffies of the whole machine from /proc/stat; busy leaves out niced
+    work (e.g. a compiler at nice 19 yields to the lab, which runs at nice 0)."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     idle = v[3] + v[4]  # idle + iowait
-    return sum(v) - idle, sum(v)
+    return sum(v) - idle - v[1], sum(v), v[1]
 
 
 def proc_cpu_s(p):
@@ -134,8 +153,9 @@ class Fleet:
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
         self.lab = None
-        self.origin = self.tracker = None
+        self.origin = self.tracker = self.pg = self.redis = None
         self.edges = []
+        self.mounts = []
         self.clean_env = {k: v for k, v in os.environ.items()
                           if not k.startswith(("HF_", "ZEST_", "HUGGINGFACE_", "RUST_LOG"))}
 
@@ -152,6 +172,8 @@ class Fleet:
             lab.add_host(f"c{i + 1}", up=a.client_up, down=a.client_down, latency_ms=a.latency_ms)
         if "silent-peer" in a.faults:
             lab.add_host("silent", up=a.lan, down=a.lan, latency_ms=a.latency_ms)
+        if "liar" in a.faults:
+            lab.add_host("liar", up=a.client_up, down=a.client_down, latency_ms=a.latency_ms)
         log(f"lab: {len(lab.hosts)} namespaces {a.prefix}-* on {a.subnet}.0/24")
 
     def url(self, host, port):
@@ -170,15 +192,22 @@ class Fleet:
         self.lab.stop(p)
         self.lab.forget(p)
 
-    def start_tracker(self):
+    def start_tracker(self, stores=False):
+        """The tracker; with `stores`, on a PostgreSQL and a Redis of its own host (fresh ones),
+        else embedded."""
         cmd = [os.path.join(self.bin, "zest-tracker"), "--listen",
                f"{self.lab.ip('tracker')}:{TRACKER_PORT}", "--no-auth", "--log-format", "json"]
+        if stores:
+            self.start_pg(fresh=True)
+            self.start_redis()
+            cmd += ["--database-url", f"postgres://postgres@127.0.0.1:{PG_PORT}/zest",
+                    "--redis-url", f"redis://127.0.0.1:{REDIS_PORT}"]
         env = dict(self.clean_env, RUST_LOG="info")
         p = self.lab.popen("tracker", cmd, os.path.join(self.logs, "tracker.log"), env=env)
         self.lab.wait_http(self.url("tracker", TRACKER_PORT) + "/healthz", p, "zest-tracker", 60)
         self.tracker = p
 
-    def start_edges(self, tag):
+    def start_edges(self, tag, disk=None):
         self.edges = []
         tracker = self.url("tracker", TRACKER_PORT)
         for i in range(self.a.edges):
@@ -186,6 +215,8 @@ class Fleet:
             ip = self.lab.ip(h)
             cache = os.path.join(self.runs_dir, f"{tag}-{h}")
             shutil.rmtree(cache, ignore_errors=True)
+            if disk is not None and i == 0:
+                self.mount_small_disk(cache, disk)
             cmd = [os.path.join(self.bin, "zest-edge"), "--cache-dir", cache, "--cache-size",
                    "50G", "--upstream", self.url("origin", ORIGIN_PORT), "--tracker", tracker,
                    "--listen-http", f"{ip}:{EDGE_HTTP}", "--listen-peer", f"{ip}:{EDGE_PEER}",
@@ -207,6 +238,77 @@ class Fleet:
         if self.tracker is not None:
             self.stop(self.tracker)
             self.tracker = None
+        for p in (self.pg, self.redis):
+            if p is not None:
+                self.stop(p)
+        self.pg = self.redis = None
+        self.unmount()
+
+    # ------------------------------------------------------------ the tracker's stores
+
+    def in_tracker(self, *argv):
+        """Runs a command in the tracker's namespace; returns whether it exited 0."""
+        r = subprocess.run(["ip", "netns", "exec", self.lab.ns("tracker"), *argv],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        return r.returncode == 0
+
+    def wait_for(self, what, p, ok, secs=60):
+        deadline = time.monotonic() + secs
+        while not ok():
+            if p.poll() is not None:
+                raise LabError(f"{what} exited with {p.returncode} (logs in {self.logs})")
+            if time.monotonic() > deadline:
+                raise LabError(f"{what} not ready after {secs} s (logs in {self.logs})")
+            time.sleep(0.2)
+
+    def start_pg(self, fresh=False):
+        """A PostgreSQL cluster of the lab (made once with initdb, owned by `postgres`) listening
+        on the tracker host's loopback; `fresh` recreates the tracker's database."""
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+        if not bins:
+            raise LabError("PostgreSQL is not installed (scripts/test installs it)")
+        pgbin = os.path.dirname(bins[-1])
+        as_pg = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        data = os.path.join(self.work, "pg")
+        if not os.path.exists(os.path.join(data, "PG_VERSION")):
+            shutil.rmtree(data, ignore_errors=True)
+            os.makedirs(data, mode=0o700)
+            shutil.chown(data, "postgres", "postgres")
+            subprocess.run([*as_pg, os.path.join(pgbin, "initdb"), "-D", data, "-U", "postgres",
+                            "--auth=trust", "-E", "UTF8"], check=True,
+                           stdout=subprocess.DEVNULL, cwd="/")
+        cmd = [*as_pg, os.path.join(pgbin, "postgres"), "-D", data, "-p", str(PG_PORT), "-k",
+               data, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+        self.pg = self.lab.popen("tracker", cmd, os.path.join(self.logs, "postgres.log"))
+        isready = [os.path.join(pgbin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p",
+                   str(PG_PORT)]
+        self.wait_for("postgres", self.pg, lambda: self.in_tracker(*isready))
+        if fresh:
+            psql = [os.path.join(pgbin, "psql"), "-q", "-h", "127.0.0.1", "-p", str(PG_PORT),
+                    "-U", "postgres", "-d", "postgres", "-c"]
+            for sql in ("DROP DATABASE IF EXISTS zest", "CREATE DATABASE zest"):
+                if not self.in_tracker(*psql, sql):
+                    raise LabError(f"postgres: {sql} failed")
+
+    def start_redis(self):
+        """A Redis without persistence on the tracker host's loopback (a new one is empty)."""
+        cmd = ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no"]
+        self.redis = self.lab.popen("tracker", cmd, os.path.join(self.logs, "redis.log"))
+        ping = ["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "ping"]
+        self.wait_for("redis", self.redis, lambda: self.in_tracker(*ping))
+
+    # ------------------------------------------------------------ a full disk
+
+    def mount_small_disk(self, path, size):
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "zest-fleet", path],
+                       check=True)
+        self.mounts.append(path)
+
+    def unmount(self):
+        while self.mounts:
+            subprocess.run(["umount", "-l", self.mounts.pop()], check=False)
 
     def origin_bytes(self):
         _, body = self.lab.get(self.url("origin", ORIGIN_PORT) + "/metrics")
@@ -223,7 +325,7 @@ class Fleet:
 
     # ------------------------------------------------------------ clients
 
-    def client_job(self, kind, i, tag):
+    def client_job(self, kind, i, tag, no_serve=False):
         d = os.path.join(self.runs_dir, f"{tag}-c{i}")
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
@@ -237,11 +339,11 @@ class Fleet:
                    ZEST_PEER_ID=f"c{i}", RUST_LOG="warn",
                    ZEST_TRACKER=self.url("tracker", TRACKER_PORT))
         cmd = [os.path.join(self.bin, "zest"), "pull", zestbench.REPO, "--json", "--quiet"]
-        if tag == "edges":
+        if no_serve:
             cmd.append("--no-serve")
         return cmd, env, d
 
-    def run_clients(self, kind, tag, fault=None):
+    def run_clients(self, kind, tag, fault=None, no_serve=False):
         """Starts the N clients at once; returns the run's record."""
         a, lab = self.a, self.lab
         subprocess.run(["sync"], check=False)
@@ -252,7 +354,7 @@ class Fleet:
         jobs, starts = [], []
         t0 = time.perf_counter()
         for i in range(1, a.clients + 1):
-            cmd, env, d = self.client_job(kind, i, tag)
+            cmd, env, d = self.client_job(kind, i, tag, no_serve)
             starts.append(time.perf_counter())
             p = lab.popen(f"c{i}", cmd, os.path.join(self.logs, f"{tag}-c{i}.log"), env=env,
                           stdout=subprocess.PIPE)
@@ -290,6 +392,7 @@ class Fleet:
                "clients": [], "origin_xorb_bytes": o1[0] - o0[0],
                "origin_file_bytes": o1[1] - o0[1], "origin_tx_bytes": tx1 - tx0,
                "cpu_busy": (c1[0] - c0[0]) / max(1, c1[1] - c0[1]),
+               "cpu_niced": (c1[2] - c0[2]) / max(1, c1[1] - c0[1]),
                "lab_cpu_share": lab_cpu / (wall * (os.cpu_count() or 1)),
                "fault_info": fault_info}
         for i, p, d in jobs:
@@ -351,7 +454,68 @@ class Fleet:
             self.start_tracker()
             return {"at_s": at, "what": "SIGKILL tracker, new one 1 s later",
                     "back_s": time.perf_counter() - t0}
+        if fault in ("redis-restart", "pg-restart"):
+            self.wait_origin_share(self.a.fault_at, threads, base)
+            at = time.perf_counter() - t0
+            if fault == "redis-restart":
+                self.redis.send_signal(signal.SIGKILL)
+                self.redis.wait(timeout=10)
+                self.lab.forget(self.redis)
+                time.sleep(3)
+                self.start_redis()
+                what = "SIGKILL Redis, a new empty one 3 s later"
+            else:
+                self.pg.send_signal(signal.SIGQUIT)  # immediate shutdown: like a crash
+                self.pg.wait(timeout=30)
+                self.lab.forget(self.pg)
+                time.sleep(3)
+                self.start_pg()
+                what = "PostgreSQL immediate shutdown, started again 3 s later"
+            return {"at_s": at, "what": what, "back_s": time.perf_counter() - t0}
         return None
+
+    def liar(self):
+        """The liar host: pulls the model straight from the origin once (before the run's
+        origin count starts), has one byte of every blob altered, then seeds it to the run's
+        tracker; returns a stop callback."""
+        d = os.path.join(self.runs_dir, "liar")
+        env = dict(self.clean_env, HF_ENDPOINT=self.url("origin", ORIGIN_PORT),
+                   HF_HOME=os.path.join(d, "hf"), HF_HUB_CACHE=os.path.join(d, "hub"),
+                   ZEST_CACHE=os.path.join(d, "zest"), ZEST_PEER_ID="liar", RUST_LOG="warn")
+        if not os.path.exists(os.path.join(d, "altered")):
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+            p = self.lab.popen("liar", [os.path.join(self.bin, "zest"), "pull", zestbench.REPO,
+                                        "--quiet", "--no-serve"],
+                               os.path.join(self.logs, "liar-pull.log"), env=env)
+            if p.wait(timeout=self.a.run_timeout) != 0:
+                raise LabError(f"the liar's pull failed (logs in {self.logs})")
+            self.lab.forget(p)
+            altered = 0
+            blobs = os.path.join(d, "hub", "models--" + zestbench.REPO.replace("/", "--"),
+                                 "blobs")
+            for name in os.listdir(blobs):
+                path = os.path.join(blobs, name)
+                size = os.path.getsize(path)
+                if size < 1 << 20:
+                    continue
+                with open(path, "r+b") as f:
+                    f.seek(size // 2)
+                    b = f.read(1)
+                    f.seek(size // 2)
+                    f.write(bytes([b[0] ^ 0xFF]))
+                altered += 1
+            if not altered:
+                raise LabError("the liar has no blob to alter")
+            open(os.path.join(d, "altered"), "w").close()
+        ip = self.lab.ip("liar")
+        seed_env = dict(env, ZEST_TRACKER=self.url("tracker", TRACKER_PORT))
+        p = self.lab.popen("liar", [os.path.join(self.bin, "zest"), "seed", "--listen",
+                                    f"{ip}:{LIAR_PORT}", "--advertise", f"{ip}:{LIAR_PORT}"],
+                           os.path.join(self.logs, "liar-seed.log"), env=seed_env)
+        self.lab.wait_http(self.url("tracker", TRACKER_PORT) + "/v1/peers", p, "the liar's seed",
+                           60, contains='"liar"')
+        return lambda: self.stop(p)
 
     def silent_peer(self):
         """Starts the host that accepts and never answers and announces it as an edge holding
@@ -394,24 +558,30 @@ class Fleet:
     def run(self, name):
         """One run: hf, fleet, edges, or fault:<name>."""
         fault = name.split(":", 1)[1] if name.startswith("fault:") else None
+        base = FAULT_BASE.get(fault, "fleet") if fault else name
         kind = "hf" if name == "hf" else "zest"
         tag = name.replace(":", "-")
         log(f"run {name}...")
-        end_silent = None
+        end_helper = None
         if fault == "origin-429":
             self.stop(self.origin)
             self.start_origin(["--fault-429-rate", "0.3", "--fault-seed", "1"])
-        if kind == "zest":
-            self.start_tracker()
-            if name != "swarm":
-                self.start_edges(tag)
-        if fault == "silent-peer":
-            end_silent = self.silent_peer()
-        self._fault_base = self.origin_bytes()[0]
         try:
-            rec = self.run_clients(kind, tag, fault if fault in ("edge-kill",
-                                                                 "tracker-restart") else None)
+            if kind == "zest":
+                self.start_tracker(stores=fault in ("redis-restart", "pg-restart"))
+                if base != "swarm":
+                    disk = (max(1 << 20, int(self.a.fault_disk_share * self.F))
+                            if fault == "disk-full" else None)
+                    self.start_edges(tag, disk=disk)
+            if fault == "silent-peer":
+                end_helper = self.silent_peer()
+            if fault == "liar":
+                end_helper = self.liar()
+            self._fault_base = self.origin_bytes()[0]
+            rec = self.run_clients(kind, tag, fault if fault in TIMED_FAULTS else None,
+                                   no_serve=base == "edges")
             rec["fault"] = fault
+            rec["base"] = base
             rec["t_floor_s"] = self.floor(len(self.edges) if kind == "zest" else 0)
             if kind == "zest":
                 ef = 0.0
@@ -424,8 +594,8 @@ class Fleet:
                         pass  # a killed edge
                 rec["edge_fetched_bytes"] = ef
         finally:
-            if end_silent:
-                end_silent()
+            if end_helper:
+                end_helper()
             self.stop_fleet()
             if fault == "origin-429":
                 self.stop(self.origin)
@@ -477,10 +647,10 @@ def summary_line(rec, F, floor):
 def table(result):
     F, floor = result["F"], result["t_floor_s"]
     recs = result["records"]
-    clean = {r["kind"]: r for r in recs if not r["fault"]}
+    clean = {r["run"]: r for r in recs if not r["fault"]}
     rows = ["| run | p50 s | p99 s | max s | max exit s | T_floor s | p99 / T_floor | "
             "origin xorb ÷ F | origin link ÷ F | bytes by source (edges / peers / upstream, MB) | "
-            "CPU busy (machine, lab) | wrong bytes | failed |",
+            "CPU busy (machine, lab; niced work apart) | wrong bytes | failed |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
         ts = [c["time_s"] for c in r["clients"]]
@@ -491,13 +661,15 @@ def table(result):
         srcs = (" / ".join(f"{src[k] / 1e6:,.0f}" for k in ("edges", "peers", "upstream"))
                 if r["kind"] == "zest" else "— / — / all")
         cpu = (f"{r['cpu_busy'] * 100:.0f}% ({r['lab_cpu_share'] * 100:.0f}% lab)"
+               + (f", niced {r['cpu_niced'] * 100:.0f}%" if r.get("cpu_niced", 0) >= 0.05
+                  else "")
                + (" **CPU-bound**" if r["cpu_busy"] >= 0.9 else ""))
         name = r["run"]
         if r["fault"]:
-            base = clean.get("zest")
+            base = clean.get(r.get("base", "fleet"))
             if base:
                 slow = max(ts) / max(c["time_s"] for c in base["clients"])
-                name += f" (slowdown {slow:.2f}x)"
+                name += f" (slowdown {slow:.2f}x vs {base['run']})"
         wrong = sum(c.get("wrong_bytes", 0) for c in r["clients"])
         failed = sum(1 for c in r["clients"] if "error" in c)
         fl = r.get("t_floor_s", floor)
@@ -530,7 +702,10 @@ def parse_args(argv):
     p.add_argument("--faults", default="",
                    help=f"comma-separated fault runs: {', '.join(FAULTS)}, or all")
     p.add_argument("--fault-at", type=float, default=0.3,
-                   help="share of F the origin has sent when edge-kill / tracker-restart hits")
+                   help="share of F the origin has sent when a timed fault (edge-kill, "
+                   "tracker-restart, redis-restart, pg-restart) hits")
+    p.add_argument("--fault-disk-share", type=float, default=0.4,
+                   help="disk-full: the edge's disk, as a share of F")
     p.add_argument("--bin-dir", default=os.path.join(REPO_ROOT, "target", "release"))
     p.add_argument("--python", default=sys.executable,
                    help="Python of the snapshot_download clients (default: this one, which is "
@@ -567,6 +742,11 @@ def main(argv):
         stale = netlab.list_namespaces(a.prefix)
         netlab.remove_namespaces(stale)
         log(f"removed {len(stale)} namespaces: {' '.join(stale) or '-'}")
+        with open("/proc/mounts") as f:
+            disks = [line.split()[1] for line in f if line.split()[0] == "zest-fleet"]
+        for m in disks:
+            subprocess.run(["umount", "-l", m], check=False)
+        log(f"unmounted {len(disks)} small disks of disk-full runs")
         return 0
     if os.geteuid() != 0:
         log("error: the fleet lab needs root (ip netns, tc)")
@@ -593,6 +773,7 @@ def main(argv):
     finally:
         if fleet.lab is not None:
             fleet.lab.close()
+        fleet.unmount()
         shutil.rmtree(fleet.runs_dir, ignore_errors=True)
     if a.json:
         with open(a.json, "w") as f:
