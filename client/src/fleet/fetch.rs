@@ -108,6 +108,17 @@ pub struct Fleet {
     pex_bytes: AtomicU64,
 }
 
+/// What a lease is claimed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimFor {
+    /// Fetching a unit upstream: the lease counts in the swarm's group of upstream fetches.
+    Fetch,
+    /// Fetching again, upstream, the fleet ranges of a file that failed its hash (the key is
+    /// the file's Xet hash): one machine does it and publishes the file's chunk manifest, the
+    /// others then refetch only the ranges the manifest shows wrong. Outside the group.
+    Repair,
+}
+
 /// What peer exchange did in one pull.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PexCounts {
@@ -205,14 +216,38 @@ impl Fleet {
         self.publisher.as_ref()
     }
 
-    /// Asks the tracker for the lease on fetching `unit` upstream (see [`super::Claim`]).
-    pub async fn claim(&self, unit: &Unit, ttl_ms: u64) -> super::Claim {
-        let group = self.claim_group().await;
-        let c = self.lookups.claim(unit, ttl_ms, group, false).await;
+    /// Asks the tracker for the lease on `unit` (see [`super::Claim`]), `what` for.
+    pub async fn claim(&self, unit: &Unit, ttl_ms: u64, what: ClaimFor) -> super::Claim {
+        let c = self.claim_call(unit, ttl_ms, what, false).await;
         if c == super::Claim::Granted {
             self.claims_granted.fetch_add(1, Ordering::Relaxed);
         }
         c
+    }
+
+    /// Renews a lease this pull holds (not counted again).
+    pub async fn renew_claim(&self, unit: &Unit, ttl_ms: u64, what: ClaimFor) {
+        self.claim_call(unit, ttl_ms, what, false).await;
+    }
+
+    /// Ends a lease this pull holds: it leaves the swarm's count of upstream fetches at once and
+    /// lasts `ttl_ms` more, until the unit's announce is in.
+    pub async fn finish_claim(&self, unit: &Unit, ttl_ms: u64, what: ClaimFor) {
+        self.claim_call(unit, ttl_ms, what, true).await;
+    }
+
+    async fn claim_call(
+        &self,
+        unit: &Unit,
+        ttl_ms: u64,
+        what: ClaimFor,
+        done: bool,
+    ) -> super::Claim {
+        let group = match what {
+            ClaimFor::Fetch => self.claim_group().await,
+            ClaimFor::Repair => None,
+        };
+        self.lookups.claim(unit, ttl_ms, group, done).await
     }
 
     /// The tracker's chunk manifest of the file `xet_hash`, checked against that hash.
@@ -230,19 +265,6 @@ impl Fleet {
         m: &zest_tracker_api::ChunkManifest,
     ) {
         self.lookups.publish_chunk_manifest(xet_hash, m).await
-    }
-
-    /// Renews a lease this pull holds (not counted again).
-    pub async fn renew_claim(&self, unit: &Unit, ttl_ms: u64) {
-        let group = self.claim_group().await;
-        self.lookups.claim(unit, ttl_ms, group, false).await;
-    }
-
-    /// Ends a lease this pull holds: it leaves the swarm's count of upstream fetches at once and
-    /// lasts `ttl_ms` more, until the unit's announce is in.
-    pub async fn finish_claim(&self, unit: &Unit, ttl_ms: u64) {
-        let group = self.claim_group().await;
-        self.lookups.claim(unit, ttl_ms, group, true).await;
     }
 
     /// The group claims go in. With an edge, none: the edge's own single flight and uplink

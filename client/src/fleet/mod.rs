@@ -23,7 +23,7 @@ pub mod unit;
 
 use std::path::PathBuf;
 
-pub use fetch::{FetchError, Fleet, PexCounts, MAX_HEDGES, MAX_PEX_HOLDERS};
+pub use fetch::{ClaimFor, FetchError, Fleet, PexCounts, MAX_HEDGES, MAX_PEX_HOLDERS};
 pub use lookup::Claim;
 pub use unit::{check, CheckError, Decoded, Fetched, Holder, Source, Unit, UpstreamRange};
 

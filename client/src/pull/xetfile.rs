@@ -27,7 +27,7 @@ use super::place::{place, resume, Held, PlaceError};
 use super::plan::{plan, PlanError, TermSlot};
 use super::progress::FileBar;
 use super::FileToPull;
-use crate::fleet::{FetchError, Fleet, Holder, Source, Unit};
+use crate::fleet::{ClaimFor, FetchError, Fleet, Holder, Source, Unit};
 
 /// Extra upstream fetches of a range whose bytes do not decode, before giving up.
 const MAX_UPSTREAM_TRIES: u32 = 3;
@@ -222,21 +222,23 @@ struct Lease {
     renew: tokio::task::JoinHandle<()>,
     sources: Arc<Fleet>,
     unit: Unit,
+    what: ClaimFor,
 }
 
 impl Lease {
-    fn keep(sources: &Arc<Fleet>, unit: &Unit) -> Lease {
+    fn keep(sources: &Arc<Fleet>, unit: &Unit, what: ClaimFor) -> Lease {
         let (s, u) = (sources.clone(), unit.clone());
         let renew = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(CLAIM_TTL / 3).await;
-                s.renew_claim(&u, CLAIM_TTL.as_millis() as u64).await;
+                s.renew_claim(&u, CLAIM_TTL.as_millis() as u64, what).await;
             }
         });
         Lease {
             renew,
             sources: sources.clone(),
             unit: unit.clone(),
+            what,
         }
     }
 }
@@ -244,11 +246,23 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.renew.abort();
-        let (s, u) = (self.sources.clone(), self.unit.clone());
+        let (s, u, what) = (self.sources.clone(), self.unit.clone(), self.what);
         tokio::spawn(async move {
-            s.finish_claim(&u, CLAIM_TTL.as_millis() as u64 / 3).await;
+            s.finish_claim(&u, CLAIM_TTL.as_millis() as u64 / 3, what)
+                .await;
         });
     }
+}
+
+/// What a swarm member does about a file that failed its hash in the first round.
+enum Repair {
+    /// Fetch every fleet range of it again from upstream, as a pull alone does.
+    All,
+    /// The same, holding the swarm's repair lease on the file: the others wait for this
+    /// machine's file to verify and then use the chunk manifest it publishes.
+    Lease(Lease),
+    /// The file's chunk manifest showed these units wrong: only they are fetched again.
+    Only(Vec<usize>),
 }
 
 /// Rounds of looking up and asking holders of a unit before a swarm member lets it go
@@ -266,12 +280,18 @@ const SWARM_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 const SWARM_WAIT_BASE: std::time::Duration = std::time::Duration::from_secs(10);
 const SWARM_WAIT_MIN_RATE: u64 = 2_000_000;
 
-/// The longest `unit` waits for the swarm (see [`SWARM_WAIT_BASE`]).
-fn swarm_wait_limit(unit: &Unit) -> std::time::Duration {
+/// The longest a wait for `bytes` from the swarm lasts (see [`SWARM_WAIT_BASE`]).
+fn swarm_wait_limit(bytes: u64) -> std::time::Duration {
     SWARM_WAIT_BASE
-        + std::time::Duration::from_millis(
-            unit.expected_bytes().saturating_mul(1000) / SWARM_WAIT_MIN_RATE,
-        )
+        + std::time::Duration::from_millis(bytes.saturating_mul(1000) / SWARM_WAIT_MIN_RATE)
+}
+
+/// Sleeps before the next look at the swarm: `wait` plus up to half of it at random, and makes
+/// the next wait longer (up to [`SWARM_WAIT_MAX`]).
+async fn swarm_pause(wait: &mut std::time::Duration) {
+    let jitter = rand::random::<u64>() % (wait.as_millis() as u64 / 2 + 1);
+    tokio::time::sleep(*wait + std::time::Duration::from_millis(jitter)).await;
+    *wait = (*wait * 3 / 2).min(SWARM_WAIT_MAX);
 }
 
 impl Ctx<'_> {
@@ -395,7 +415,7 @@ impl Ctx<'_> {
     async fn swarm_turn(&self, unit: &Unit) -> Result<SwarmTurn<'_>, XetFileError> {
         let ttl = CLAIM_TTL.as_millis() as u64;
         let mut wait = SWARM_WAIT_FIRST;
-        let give_up = std::time::Instant::now() + swarm_wait_limit(unit);
+        let give_up = std::time::Instant::now() + swarm_wait_limit(unit.expected_bytes());
         loop {
             let slot = self.limits.units.acquire().await?;
             let mut found = self
@@ -410,9 +430,10 @@ impl Ctx<'_> {
                 return Ok((slot, found, None));
             }
             let late = std::time::Instant::now() >= give_up;
-            match self.sources.claim(unit, ttl).await {
+            match self.sources.claim(unit, ttl, ClaimFor::Fetch).await {
                 crate::fleet::Claim::Granted => {
-                    return Ok((slot, Vec::new(), Some(Lease::keep(self.sources, unit))))
+                    let lease = Lease::keep(self.sources, unit, ClaimFor::Fetch);
+                    return Ok((slot, Vec::new(), Some(lease)));
                 }
                 crate::fleet::Claim::Unavailable => return Ok((slot, Vec::new(), None)),
                 crate::fleet::Claim::Busy if late => {
@@ -440,9 +461,7 @@ impl Ctx<'_> {
                 }
             }
             drop(slot);
-            let jitter = rand::random::<u64>() % (wait.as_millis() as u64 / 2 + 1);
-            tokio::time::sleep(wait + std::time::Duration::from_millis(jitter)).await;
-            wait = (wait * 3 / 2).min(SWARM_WAIT_MAX);
+            swarm_pause(&mut wait).await;
         }
     }
 
@@ -538,6 +557,8 @@ async fn pull_rounds(
     mut pull: FilePull<'_>,
 ) -> Result<Vec<ManifestTerm>, XetFileError> {
     let mut refetch = pull.resume_from_journal().await?;
+    // Held until the file is verified and its chunk manifest published (dropped on return).
+    let mut _repair_lease = None;
     for round in 0..MAX_ROUNDS {
         pull.fetch_round(round, &refetch).await?;
         if pull.verify(round).await? {
@@ -549,7 +570,14 @@ async fn pull_rounds(
             pull.discard();
             return Err(XetFileError::UnverifiedNoUpstream(job.file.path.clone()));
         }
-        refetch = pull.next_refetch(round);
+        refetch = match pull.repair(round).await {
+            Repair::Only(units) => pull.refetching(units),
+            Repair::Lease(lease) => {
+                _repair_lease = Some(lease);
+                pull.next_refetch(round)
+            }
+            Repair::All => pull.next_refetch(round),
+        };
     }
     pull.discard();
     Err(XetFileError::Unverified {
@@ -832,6 +860,11 @@ impl FilePull<'_> {
             // Everything came from upstream and still fails: refetch all once more.
             refetch = self.used.clone();
         }
+        self.refetching(refetch)
+    }
+
+    /// Units `refetch` are fetched again: the file's bar counts the rest as done.
+    fn refetching(&self, refetch: Vec<usize>) -> Vec<usize> {
         let done: u64 = self
             .ctx
             .terms
@@ -841,6 +874,76 @@ impl FilePull<'_> {
             .sum();
         self.job.bar.set_done(done);
         refetch
+    }
+
+    /// After the first round of a swarm member failed the file hash (a peer sent pending bytes
+    /// that were wrong, and every machine it reached fails together): rather than each machine
+    /// fetching all of the file's fleet ranges from upstream again, one of them claims the
+    /// file's repair and does that, and publishes the chunk manifest when its file verifies;
+    /// the others wait for the manifest (as long as a wait for the swarm may last for those
+    /// bytes) and then fetch again only the units it shows wrong. A repairer that dies frees
+    /// its lease for the next; without a tracker, or past the wait, everything is refetched.
+    async fn repair(&mut self, round: usize) -> Repair {
+        let (job, ctx) = (self.job, &self.ctx);
+        if round != 0 || ctx.sharing.is_none() || ctx.expected.is_some() {
+            return Repair::All;
+        }
+        let key = Unit {
+            xorb: job.xet_hash,
+            chunks: 0..1,
+            upstream: None,
+        };
+        let fleet_bytes: u64 = self
+            .used
+            .iter()
+            .filter(|&&i| {
+                self.got[i]
+                    .as_ref()
+                    .is_some_and(|h| h.source != Source::Upstream)
+            })
+            .map(|&i| ctx.units[i].expected_bytes())
+            .sum();
+        let give_up = std::time::Instant::now() + swarm_wait_limit(fleet_bytes);
+        let mut wait = SWARM_WAIT_FIRST;
+        let manifest = loop {
+            if let Some(m) = job.sources.chunk_manifest(&job.xet_hash).await {
+                break m;
+            }
+            let ttl = CLAIM_TTL.as_millis() as u64;
+            match job.sources.claim(&key, ttl, ClaimFor::Repair).await {
+                crate::fleet::Claim::Granted => {
+                    tracing::info!(file = %job.file.path, "repairing the file for the swarm: its fleet ranges again from upstream");
+                    return Repair::Lease(Lease::keep(job.sources, &key, ClaimFor::Repair));
+                }
+                crate::fleet::Claim::Unavailable => return Repair::All,
+                _ if std::time::Instant::now() >= give_up => {
+                    tracing::info!(file = %job.file.path, "no chunk manifest in time from the machine repairing the file; refetching its fleet ranges");
+                    return Repair::All;
+                }
+                _ => swarm_pause(&mut wait).await,
+            }
+        };
+        let Some(expected) = expected_hashes(&ctx.units, &ctx.terms, &manifest) else {
+            return Repair::All;
+        };
+        let wrong: Vec<usize> = self
+            .used
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.got[i]
+                    .as_ref()
+                    .is_none_or(|h| check_expected(&expected[i], &h.hashes).is_err())
+            })
+            .collect();
+        if wrong.is_empty() {
+            // Every unit matches the manifest yet the file failed (its sha256?): start over.
+            return Repair::All;
+        }
+        tracing::info!(file = %job.file.path, units = wrong.len(), of = self.used.len(), "the file's chunk manifest shows which ranges were wrong; fetching only those again");
+        // The refetched units are checked against it too, and shared as proven.
+        self.ctx.expected = Some(Arc::new(expected));
+        Repair::Only(wrong)
     }
 
     /// Removes the `.incomplete` file and its journal (the file cannot be verified).

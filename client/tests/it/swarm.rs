@@ -297,14 +297,15 @@ fn four_machines_starting_together_take_the_model_about_once_from_the_origin() {
 }
 
 /// Flips one byte in the middle of `path` (a cache blob a seeding store references).
-fn flip_a_byte(path: &Path) {
+/// Alters the byte `at(len)` of the file at `path`.
+fn flip_a_byte(path: &Path, at: impl Fn(u64) -> u64) {
     use std::io::{Read, Seek, SeekFrom, Write};
     let mut f = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .expect("open blob");
-    let at = f.metadata().expect("metadata").len() / 2;
+    let at = at(f.metadata().expect("metadata").len());
     let mut b = [0u8; 1];
     f.seek(SeekFrom::Start(at)).expect("seek");
     f.read_exact(&mut b).expect("read");
@@ -389,7 +390,9 @@ fn with_a_chunk_manifest_a_lying_peer_is_caught_at_its_first_range() {
         .keys()
         .filter(|p| p.ends_with(".bin") || p.ends_with(".safetensors"))
     {
-        flip_a_byte(&fs::canonicalize(commit.join(p)).expect("blob"));
+        flip_a_byte(&fs::canonicalize(commit.join(p)).expect("blob"), |len| {
+            len / 2
+        });
     }
     let _liar = seed(&liar, &tracker.base, "liar");
 
@@ -540,5 +543,70 @@ fn when_the_tracker_dies_mid_pull_peer_exchange_keeps_the_swarm_sharing() {
         "the origin sent {:.2}x the model after the tracker died at {:.2}x",
         total / model_bytes,
         at_kill / model_bytes
+    );
+}
+
+/// The first wave of a new model: no chunk manifest exists yet, and a seed serves bytes it
+/// altered in a range that is not a whole xorb (pending: nothing proves it on arrival). Every
+/// machine it reached fails the file hash together; one of them claims the file's repair,
+/// fetches the file's fleet ranges again from upstream and publishes the chunk manifest, and
+/// the others then fetch again only the range the manifest shows wrong: the lie costs the
+/// origin about one more copy of the file, not one per machine.
+#[test]
+fn in_the_first_wave_a_lie_costs_about_one_more_copy_of_the_file_not_one_per_machine() {
+    let root = dir("wave-root");
+    let files = model(&root);
+    let origin = zest_testkit::Origin::start(&root, &dir("wave-state"), &[]);
+    let egress = || zest_testkit::metric(&origin.base, "zest_origin_xorb_bytes_served_total");
+    // The liar pulls through a tracker of its own (no chunk manifest reaches the swarm's), then
+    // the tail of the big file, past its first (whole) xorb, is altered in its cache.
+    let elsewhere = zest_testkit::Tracker::start(&[]);
+    let liar = Machine::new("wave-liar");
+    summary(
+        liar.pull(&origin.base, &elsewhere.base, "liar", &["--no-serve"]),
+        "the liar's pull",
+    );
+    let commit = fs::read_to_string(liar.dir.join("hf/hub/models--acme--swarm/refs/main"))
+        .expect("refs/main");
+    let big = liar
+        .dir
+        .join("hf/hub/models--acme--swarm/snapshots")
+        .join(commit)
+        .join("big.safetensors");
+    flip_a_byte(&fs::canonicalize(big).expect("blob"), |len| len - 4096);
+    let tracker = zest_testkit::Tracker::start(&[]);
+    let _liar = seed(&liar, &tracker.base, "liar");
+
+    let before = egress();
+    let victims: Vec<Machine> = (0..3)
+        .map(|i| Machine::new(&format!("wave-victim{i}")))
+        .collect();
+    let running: Vec<Running> = victims
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.pull(&origin.base, &tracker.base, &format!("victim{i}"), &[]))
+        .collect();
+    let sums: Vec<serde_json::Value> = running
+        .into_iter()
+        .map(|r| summary(r, "a victim's pull"))
+        .collect();
+    for v in &victims {
+        v.assert_identical(&files);
+    }
+    let extra = egress() - before;
+    let big_len = files["big.safetensors"].len() as f64;
+    eprintln!(
+        "3 victims: {:.2}x the big file from the origin; {sums:?}",
+        extra / big_len
+    );
+    assert!(
+        sums.iter().any(|s| s["bad_sources"]["liar"].is_string()),
+        "nobody blamed the liar: {sums:?}"
+    );
+    // Without the repair each victim fetches the whole big file again (3x).
+    assert!(
+        extra < 1.5 * big_len,
+        "the lie cost {:.2}x the file from the origin: {sums:?}",
+        extra / big_len
     );
 }
