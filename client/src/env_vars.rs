@@ -5,6 +5,7 @@
 
 pub use zest_service::env_vars::{
     RUST_LOG, ZEST_CACHE, ZEST_CACHE_MAX_BYTES, ZEST_PEER_ID, ZEST_TRACKER, ZEST_TRACKER_TOKEN,
+    ZEST_ZONE,
 };
 
 /// Hugging Face Hub base URL (default `https://huggingface.co`).

@@ -53,6 +53,8 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("seed-{}", addr.port()));
     let advertise = args.advertise.clone().unwrap_or_else(|| addr.to_string());
+    crate::fleet::check_zone(&args.fleet.zone)?;
+    let zone = args.fleet.zone.clone();
     let server = PeerServer::new(
         store.clone(),
         PeerServerConfig::new(peer_id.clone(), wire::Role::Seed),
@@ -88,7 +90,7 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
                         id: peer_id.clone(),
                         addr: advertise.clone(),
                         role: PeerRole::Seed,
-                        zone: String::new(),
+                        zone: zone.clone(),
                         free_bytes: 0,
                         load: 0,
                     },

@@ -41,7 +41,7 @@ pub fn check_peer_id(field: &str, id: &str) -> Result<(), ApiError> {
 }
 
 fn check_zone(field: &str, zone: &str) -> Result<(), ApiError> {
-    if zone.len() > 64 || !zone.chars().all(api::is_id_char) {
+    if !api::is_valid_zone(zone) {
         return Err(bad(format!(
             "{field} must be 0-64 characters of A-Z a-z 0-9 . _ - : @"
         )));

@@ -177,6 +177,12 @@ impl Fleet {
         }
     }
 
+    /// Looks holders up as a machine of `zone` (the tracker ranks that zone's first).
+    pub fn with_zone(mut self, zone: String) -> Self {
+        self.lookups.set_zone(zone);
+        self
+    }
+
     /// Speaks peer exchange into `book` (shared with the pull's own server): the tracker's
     /// answers and the PeerExchange frames of every connection feed it, and when the tracker
     /// is down (or a lookup fails) [`Fleet::lookup`] names its peers instead.
@@ -386,6 +392,7 @@ impl Fleet {
                         addr: a.to_string(),
                         role: wire::Role::Client,
                         pex: true,
+                        far: false,
                     }),
             );
         }
@@ -730,6 +737,7 @@ mod tests {
             addr: "127.0.0.1:1".into(),
             role: wire::Role::Seed,
             pex: false,
+            far: false,
         };
         let other = Unit {
             xorb: xorb(2),

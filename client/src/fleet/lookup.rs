@@ -31,6 +31,8 @@ pub enum Claim {
 pub struct Lookups {
     tracker: Option<TrackerClient>,
     peer_id: String,
+    /// Our zone: the tracker ranks holders in it first (empty: none).
+    zone: String,
     down: AtomicBool,
     edges: tokio::sync::OnceCell<Vec<Holder>>,
 }
@@ -41,9 +43,15 @@ impl Lookups {
         Self {
             tracker,
             peer_id,
+            zone: String::new(),
             down: AtomicBool::new(false),
             edges: Default::default(),
         }
+    }
+
+    /// Asks as a machine of `zone`.
+    pub fn set_zone(&mut self, zone: String) {
+        self.zone = zone;
     }
 
     /// The tracker, unless there is none or it failed.
@@ -79,7 +87,7 @@ impl Lookups {
                 .collect();
             let req = LookupRequest {
                 peer_id: Some(self.peer_id.clone()),
-                zone: None,
+                zone: (!self.zone.is_empty()).then(|| self.zone.clone()),
                 limit: Some(HOLDERS_PER_RANGE),
                 items,
             };
@@ -95,6 +103,7 @@ impl Lookups {
                                     addr: p.addr.clone(),
                                     role: p.role,
                                     pex: false,
+                                    far: !self.zone.is_empty() && p.zone != self.zone,
                                 });
                             }
                         }
@@ -199,6 +208,7 @@ impl Lookups {
                             addr: p.addr,
                             role: Role::Edge,
                             pex: false,
+                            far: false,
                         })
                         .collect(),
                     Err(e) => {

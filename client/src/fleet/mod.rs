@@ -25,6 +25,16 @@ use std::path::PathBuf;
 
 pub use fetch::{ClaimFor, FetchError, Fleet, PexCounts, MAX_HEDGES, MAX_PEX_HOLDERS};
 pub use lookup::Claim;
+
+/// Refuses a `--zone` the tracker would refuse, before anything starts.
+pub fn check_zone(zone: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        zest_tracker_api::is_valid_zone(zone),
+        "--zone {zone:?}: at most {} characters of A-Z a-z 0-9 . _ - : @",
+        zest_tracker_api::MAX_ZONE_LEN
+    );
+    Ok(())
+}
 pub use unit::{check, CheckError, Decoded, Fetched, Holder, Source, Unit, UpstreamRange};
 
 /// The local xorb store folder: `flag`, or `~/.cache/zest` (`$XDG_CACHE_HOME/zest`).

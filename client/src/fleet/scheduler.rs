@@ -152,11 +152,22 @@ impl Scheduler {
     }
 
     /// Index in `cands` (ranked best first) of the best source not in `tried` and not dropped:
-    /// the highest expected completion, throughput / (in flight + 1).
+    /// the highest expected completion, throughput / (in flight + 1), among the holders of our
+    /// zone while one is left, then among the others.
     pub fn pick(&mut self, cands: &[Holder], tried: &HashSet<String>) -> Option<usize> {
+        self.pick_among(cands, tried, false)
+            .or_else(|| self.pick_among(cands, tried, true))
+    }
+
+    fn pick_among(
+        &mut self,
+        cands: &[Holder],
+        tried: &HashSet<String>,
+        far: bool,
+    ) -> Option<usize> {
         let mut best: Option<(f64, usize)> = None;
         for (rank, c) in cands.iter().enumerate() {
-            if tried.contains(&c.id) || self.dead.contains(&c.id) {
+            if c.far != far || tried.contains(&c.id) || self.dead.contains(&c.id) {
                 continue;
             }
             let score = self.throughput(&c.id, rank) / f64::from(self.inflight(&c.id) + 1);
@@ -259,6 +270,7 @@ mod tests {
             addr: "127.0.0.1:1".into(),
             role: wire::Role::Client,
             pex: false,
+            far: false,
         }
     }
 
@@ -268,6 +280,29 @@ mod tests {
 
     fn names(cands: &[Holder], i: Option<usize>) -> Option<&str> {
         i.map(|i| cands[i].id.as_str())
+    }
+
+    #[test]
+    fn holders_of_our_zone_come_first_however_busy() {
+        let mut s = sched();
+        let t0 = Instant::now();
+        let far = Holder {
+            far: true,
+            ..holder("far")
+        };
+        let cands = [far, holder("near")];
+        s.record("far", 100_000_000, t0, t0 + Duration::from_secs(1));
+        s.record("near", 1_000_000, t0, t0 + Duration::from_secs(1));
+        for _ in 0..100 {
+            s.begin("near", 1, 1000, false, t0);
+        }
+        let none = HashSet::new();
+        assert_eq!(names(&cands, s.pick(&cands, &none)), Some("near"));
+        // The other zone is asked once ours has nobody left.
+        let tried: HashSet<String> = ["near".to_string()].into();
+        assert_eq!(names(&cands, s.pick(&cands, &tried)), Some("far"));
+        s.drop_source("near");
+        assert_eq!(names(&cands, s.pick(&cands, &none)), Some("far"));
     }
 
     #[test]

@@ -180,6 +180,7 @@ fn holdings(items: impl IntoIterator<Item = (MerkleHash, Range<u32>)>) -> Vec<Xo
 /// A pull's server and announcer, running until [`Serving::finish`].
 pub struct Serving {
     peer_id: String,
+    zone: String,
     addr: String,
     tracker: TrackerClient,
     server: PeerServer,
@@ -229,6 +230,7 @@ impl Serving {
         store: Store,
         tracker: TrackerClient,
         peer_id: String,
+        zone: String,
     ) -> anyhow::Result<Serving> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -270,6 +272,7 @@ impl Serving {
         let publisher = Publisher::default();
         let mut me = Serving {
             peer_id,
+            zone,
             addr,
             tracker,
             server,
@@ -304,7 +307,7 @@ impl Serving {
                 id: self.peer_id.clone(),
                 addr: self.addr.clone(),
                 role: Role::Client,
-                zone: String::new(),
+                zone: self.zone.clone(),
                 free_bytes: 0,
                 load: 0,
             },

@@ -52,6 +52,9 @@ pub struct Holder {
     /// Named by the peer book (peer exchange, or an earlier tracker answer), not by the
     /// tracker's answer for this unit: the tracker was down.
     pub pex: bool,
+    /// In another zone than ours (we have one, `--zone`, and it announced another): asked
+    /// only when no holder of our zone is left to ask.
+    pub far: bool,
 }
 
 impl Holder {
@@ -224,6 +227,7 @@ mod tests {
             addr: "127.0.0.1:1".into(),
             role,
             pex: false,
+            far: false,
         };
         assert_eq!(h(wire::Role::Edge).source(), Source::Edge("p1".into()));
         assert_eq!(h(wire::Role::Seed).source(), Source::Peer("p1".into()));

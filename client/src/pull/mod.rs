@@ -232,6 +232,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     let include = globs(&args.include)?;
     let exclude = globs(&args.exclude)?;
     let peer_id = args.fleet.peer_id.clone().unwrap_or_else(default_peer_id);
+    crate::fleet::check_zone(&args.fleet.zone)?;
     let hubc = HubClient::new(
         &args.endpoint,
         hf_token(),
@@ -262,9 +263,15 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     // With a tracker, the pull is a swarm member: it serves what it has while it pulls.
     let serving = match (&trackerc, args.swarm.no_serve) {
         (Some(t), false) => Some(
-            Serving::start(&args.swarm, store.clone(), t.clone(), peer_id.clone())
-                .await
-                .context("serving peers while pulling (--no-serve to only take)")?,
+            Serving::start(
+                &args.swarm,
+                store.clone(),
+                t.clone(),
+                peer_id.clone(),
+                args.fleet.zone.clone(),
+            )
+            .await
+            .context("serving peers while pulling (--no-serve to only take)")?,
         ),
         _ => None,
     };
@@ -372,7 +379,8 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
         (!fleet_only).then(|| hubc.clone()),
         trackerc.clone(),
         peer_id.clone(),
-    );
+    )
+    .with_zone(args.fleet.zone.clone());
     if let Some(b) = book {
         fleet = fleet.with_peer_book(b);
     }

@@ -315,7 +315,7 @@ fn flip_a_byte(path: &Path, at: impl Fn(u64) -> u64) {
 }
 
 /// `zest seed` of machine `m`'s store as `id`, once the tracker lists it with holdings.
-fn seed(m: &Machine, tracker: &str, id: &str) -> Running {
+fn seed(m: &Machine, tracker: &str, id: &str, extra: &[&str]) -> Running {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zest"));
     c.args([
         "seed",
@@ -326,6 +326,7 @@ fn seed(m: &Machine, tracker: &str, id: &str) -> Running {
         "--announce-secs",
         "1",
     ])
+    .args(extra)
     .env("ZEST_CACHE", m.dir.join("zest"))
     .env("ZEST_TRACKER", tracker)
     .env("RUST_LOG", "warn")
@@ -370,7 +371,7 @@ fn with_a_chunk_manifest_a_lying_peer_is_caught_at_its_first_range() {
     let model_bytes = egress();
     let stored = zest_testkit::metric(&tracker.base, "zest_tracker_chunk_manifests_stored_total");
     assert_eq!(stored, 9.0, "one chunk manifest per Xet file");
-    let _honest = seed(&honest, &tracker.base, "honest");
+    let _honest = seed(&honest, &tracker.base, "honest", &[]);
 
     // The liar pulled too (from the honest seed), then every cache blob its store serves from
     // was altered.
@@ -394,7 +395,7 @@ fn with_a_chunk_manifest_a_lying_peer_is_caught_at_its_first_range() {
             len / 2
         });
     }
-    let _liar = seed(&liar, &tracker.base, "liar");
+    let _liar = seed(&liar, &tracker.base, "liar", &[]);
 
     let victim = Machine::new("victim");
     let before = egress();
@@ -546,6 +547,73 @@ fn when_the_tracker_dies_mid_pull_peer_exchange_keeps_the_swarm_sharing() {
     );
 }
 
+/// A pull with `--zone` announces its zone and asks the tracker for holders of its zone first:
+/// with an honest seed in its zone and a lying one in another, it never even asks the liar
+/// (ranked at random, the liar would be asked first for one of the model's ten ranges with
+/// probability 1 - 2^-10).
+#[test]
+fn a_pull_with_a_zone_takes_from_its_own_zone_first() {
+    let root = dir("zone-root");
+    let files = model(&root);
+    let origin = zest_testkit::Origin::start(&root, &dir("zone-state"), &[]);
+    let tracker = zest_testkit::Tracker::start(&[]);
+    let honest = Machine::new("zone-honest");
+    summary(
+        honest.pull(&origin.base, &tracker.base, "honest", &["--no-serve"]),
+        "the first pull",
+    );
+    let liar = Machine::new("zone-liar");
+    summary(
+        liar.pull(&origin.base, &tracker.base, "liar", &["--no-serve"]),
+        "the liar's pull",
+    );
+    let commit = fs::read_to_string(liar.dir.join("hf/hub/models--acme--swarm/refs/main"))
+        .expect("refs/main");
+    let snap = liar
+        .dir
+        .join("hf/hub/models--acme--swarm/snapshots")
+        .join(commit);
+    for p in files
+        .keys()
+        .filter(|p| p.ends_with(".bin") || p.ends_with(".safetensors"))
+    {
+        flip_a_byte(&fs::canonicalize(snap.join(p)).expect("blob"), |len| {
+            len / 2
+        });
+    }
+    let _honest = seed(&honest, &tracker.base, "honest", &["--zone", "rack-b"]);
+    let _liar = seed(&liar, &tracker.base, "liar", &["--zone", "rack-a"]);
+    let peers = zest_testkit::http_get(tracker.base.trim_start_matches("http://"), "/v1/peers")
+        .unwrap_or_default();
+    assert!(peers.contains("\"zone\":\"rack-b\""), "{peers}");
+
+    let victim = Machine::new("zone-victim");
+    let s = summary(
+        victim.pull(&origin.base, &tracker.base, "victim", &["--zone", "rack-b"]),
+        "the victim's pull",
+    );
+    victim.assert_identical(&files);
+    assert!(n(&s, &["bytes", "peers"]) > 0, "{s}");
+    assert!(
+        s["bad_sources"].as_object().is_some_and(|m| m.is_empty()),
+        "the pull asked the other zone's liar: {s}"
+    );
+    // A zone the tracker would refuse is refused before anything starts.
+    let mut bad = victim.pull(
+        &origin.base,
+        &tracker.base,
+        "victim2",
+        &["--zone", "no spaces"],
+    );
+    let out = bad
+        .0
+        .take()
+        .expect("running")
+        .wait_with_output()
+        .expect("wait");
+    assert!(!out.status.success());
+}
+
 /// The first wave of a new model: no chunk manifest exists yet, and a seed serves bytes it
 /// altered in a range that is not a whole xorb (pending: nothing proves it on arrival). Every
 /// machine it reached fails the file hash together; one of them claims the file's repair,
@@ -575,7 +643,7 @@ fn in_the_first_wave_a_lie_costs_about_one_more_copy_of_the_file_not_one_per_mac
         .join("big.safetensors");
     flip_a_byte(&fs::canonicalize(big).expect("blob"), |len| len - 4096);
     let tracker = zest_testkit::Tracker::start(&[]);
-    let _liar = seed(&liar, &tracker.base, "liar");
+    let _liar = seed(&liar, &tracker.base, "liar", &[]);
 
     let before = egress();
     let victims: Vec<Machine> = (0..3)

@@ -24,6 +24,9 @@ pub const ZEST_TRACKER: &str = "ZEST_TRACKER";
 pub const ZEST_TRACKER_TOKEN: &str = "ZEST_TRACKER_TOKEN";
 /// Our peer id towards the tracker and other peers (`zest pull`, `zest seed`: `--peer-id`).
 pub const ZEST_PEER_ID: &str = "ZEST_PEER_ID";
+/// Our zone (rack, availability zone, site) towards the tracker (`zest pull`, `zest seed`:
+/// `--zone`); lookups rank holders of the same zone first.
+pub const ZEST_ZONE: &str = "ZEST_ZONE";
 /// Folder of the `zest` CLI's local xorb store (`--zest-cache`; default
 /// `$XDG_CACHE_HOME/zest`, else `~/.cache/zest`).
 pub const ZEST_CACHE: &str = "ZEST_CACHE";

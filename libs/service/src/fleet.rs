@@ -55,6 +55,10 @@ pub struct FleetArgs {
     /// Our id towards the tracker and peers.
     #[arg(long, env = env_vars::ZEST_PEER_ID)]
     pub peer_id: Option<String>,
+    /// Our zone (rack, availability zone, site; up to 64 of `A-Z a-z 0-9 . _ - : @`): announced
+    /// to the tracker, which then ranks holders of the asker's zone first.
+    #[arg(long, env = env_vars::ZEST_ZONE, default_value = "")]
+    pub zone: String,
     /// Local xorb store folder (default `$XDG_CACHE_HOME/zest` or `~/.cache/zest`).
     #[arg(long, env = env_vars::ZEST_CACHE)]
     pub zest_cache: Option<PathBuf>,

@@ -37,6 +37,15 @@ pub fn is_valid_peer_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_PEER_ID_LEN && id.chars().all(is_id_char)
 }
 
+/// The longest zone label a tracker accepts.
+pub const MAX_ZONE_LEN: usize = 64;
+
+/// Whether `zone` is a zone label a tracker accepts: 0 to [`MAX_ZONE_LEN`] characters of the
+/// identifier alphabet ([`is_id_char`]; empty: no zone).
+pub fn is_valid_zone(zone: &str) -> bool {
+    zone.len() <= MAX_ZONE_LEN && zone.chars().all(is_id_char)
+}
+
 /// Who is announcing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerDescriptor {
