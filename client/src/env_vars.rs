@@ -32,6 +32,11 @@ pub const ZEST_PYTHON: &str = "ZEST_PYTHON";
 pub const ZEST_FSYNC: &str = "ZEST_FSYNC";
 /// Address `zest seed` listens on.
 pub const ZEST_SEED_LISTEN: &str = "ZEST_SEED_LISTEN";
+/// `zest seed --metrics-listen`: where to serve `/metrics` and `/healthz` (default: nowhere).
+pub const ZEST_SEED_METRICS_LISTEN: &str = "ZEST_SEED_METRICS_LISTEN";
+/// `zest pull --metrics-listen`: where to serve `/metrics` and `/healthz` while the pull runs
+/// (and serves; default: nowhere).
+pub const ZEST_METRICS_LISTEN: &str = "ZEST_METRICS_LISTEN";
 /// Address `zest seed` announces (default: the listen address).
 pub const ZEST_SEED_ADVERTISE: &str = "ZEST_SEED_ADVERTISE";
 /// `zest pull --no-serve`: take from the swarm without serving it.

@@ -9,6 +9,7 @@ pub mod env_vars;
 pub mod fleet;
 pub mod hash_cmd;
 pub mod inspect;
+pub mod metrics;
 pub mod mmap;
 pub mod pull;
 pub mod seed;

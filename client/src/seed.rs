@@ -25,6 +25,10 @@ pub struct SeedArgs {
     /// Address to announce (default: the bound listen address).
     #[arg(long, env = env_vars::ZEST_SEED_ADVERTISE)]
     pub advertise: Option<String>,
+    /// Where to serve Prometheus `/metrics` (peers connected, bytes served) and `/healthz`
+    /// (`127.0.0.1:9472`; default: nowhere).
+    #[arg(long, env = env_vars::ZEST_SEED_METRICS_LISTEN)]
+    pub metrics_listen: Option<String>,
     #[command(flatten)]
     pub fleet: FleetArgs,
     /// Longest wait between announces, seconds (the tracker's interval is used when shorter).
@@ -59,6 +63,15 @@ async fn seed(args: &SeedArgs) -> anyhow::Result<()> {
         store.clone(),
         PeerServerConfig::new(peer_id.clone(), wire::Role::Seed),
     );
+    if let Some(m) = &args.metrics_listen {
+        crate::metrics::start(
+            m,
+            Some(server.clone()),
+            Default::default(),
+            std::future::pending(),
+        )
+        .await?;
+    }
     tracing::info!(%addr, peer_id, "zest seed ready");
     let announcer = {
         let tracker = match args.fleet.tracking.tracker_url() {

@@ -61,6 +61,10 @@ pub struct SwarmArgs {
     /// `800k`; default: no cap), so that serving never starves the machine's own pull.
     #[arg(long, env = env_vars::ZEST_MAX_UPLOAD_RATE, value_parser = parse_rate)]
     pub max_upload_rate: Option<u64>,
+    /// Where to serve Prometheus `/metrics` (peers connected, bytes up, bytes down by source)
+    /// and `/healthz` while the pull runs (`127.0.0.1:9472`; default: nowhere).
+    #[arg(long, env = env_vars::ZEST_METRICS_LISTEN)]
+    pub metrics_listen: Option<String>,
     /// Ranges the whole swarm of this repo fetches from upstream at once when the tracker knows
     /// no edge (0: no limit). Few at a time finish sooner and are shared sooner; all at once
     /// finish together at the end.
@@ -330,6 +334,11 @@ impl Serving {
     /// The address announced to the tracker.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The peer server (for its counters).
+    pub fn server(&self) -> PeerServer {
+        self.server.clone()
     }
 
     /// What serving did so far.

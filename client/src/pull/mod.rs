@@ -276,6 +276,11 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
         _ => None,
     };
     let publisher = serving.as_ref().map(Serving::publisher);
+    let metrics_fleet = Arc::<std::sync::OnceLock<Arc<Fleet>>>::default();
+    if let Some(m) = &args.swarm.metrics_listen {
+        let server = serving.as_ref().map(Serving::server);
+        crate::metrics::start(m, server, metrics_fleet.clone(), std::future::pending()).await?;
+    }
     // With a tracker, the pull keeps a peer book (its server's when it serves), so it keeps
     // finding peers if the tracker goes down.
     let book = trackerc.as_ref().map(|_| match &serving {
@@ -295,6 +300,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
             store_dir,
             publisher,
             book,
+            metrics_fleet,
         },
     )
     .await;
@@ -332,6 +338,8 @@ struct Setup {
     store_dir: PathBuf,
     publisher: Option<crate::fleet::swarm::Publisher>,
     book: Option<std::sync::Arc<xorbstore::peer::PeerBook>>,
+    /// Where the pull's fleet goes once made, for `--metrics-listen`.
+    metrics_fleet: Arc<std::sync::OnceLock<Arc<Fleet>>>,
 }
 
 /// Lists the revision's files and pulls them, reports to the tracker and publishes the
@@ -347,6 +355,7 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
         store_dir,
         publisher,
         book,
+        metrics_fleet,
     } = setup;
     // Revision and file list: upstream, or the fleet's manifest when upstream is unreachable.
     let mut fleet_only = false;
@@ -390,6 +399,7 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
             .with_claim_group(args.repo.clone(), args.swarm.swarm_upstream_fetches);
     }
     let sources = Arc::new(fleet);
+    let _ = metrics_fleet.set(sources.clone());
     let total: u64 = files.iter().map(|f| f.size).sum();
     let visible =
         !(args.quiet || args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()));

@@ -614,6 +614,67 @@ fn a_pull_with_a_zone_takes_from_its_own_zone_first() {
     assert!(!out.status.success());
 }
 
+/// `--metrics-listen` on `zest seed` and on a serving `zest pull`: Prometheus text with what
+/// the machine served and, for the pull, what it received by source.
+#[test]
+fn seeds_and_serving_pulls_export_their_counters() {
+    let root = dir("metrics-root");
+    let files = model(&root);
+    let origin = zest_testkit::Origin::start(&root, &dir("metrics-state"), &[]);
+    let tracker = zest_testkit::Tracker::start(&[]);
+    let first = Machine::new("metrics-first");
+    let pull_metrics = format!("127.0.0.1:{}", zest_testkit::free_port());
+    let mut running = first.pull(
+        &origin.base,
+        &tracker.base,
+        "first",
+        &["--metrics-listen", &pull_metrics, "--seed-for", "20s"],
+    );
+    // While it seeds (its files are in place), its endpoint says what it took.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let t = zest_testkit::http_get(&pull_metrics, "/metrics").unwrap_or_default();
+        if zest_testkit::metric_series_in(&t, "zest_pull_bytes_total{source=\"upstream\"}") > 0.0
+            && first
+                .dir
+                .join("hf/hub/models--acme--swarm/refs/main")
+                .exists()
+        {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no pull metrics: {t}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(text.contains("zest_peer_connections_open"), "{text}");
+    assert!(text.contains("zest_build_info"), "{text}");
+    running.terminate();
+    first.assert_identical(&files);
+
+    let seed_metrics = format!("127.0.0.1:{}", zest_testkit::free_port());
+    let _seed = seed(
+        &first,
+        &tracker.base,
+        "first-seed",
+        &["--metrics-listen", &seed_metrics],
+    );
+    let second = Machine::new("metrics-second");
+    let s = summary(
+        second.pull(&origin.base, &tracker.base, "second", &["--no-serve"]),
+        "the second pull",
+    );
+    second.assert_identical(&files);
+    let t = zest_testkit::http_get(&seed_metrics, "/metrics").unwrap_or_default();
+    let served = zest_testkit::metric_in(&t, "zest_peer_served_bytes_total");
+    assert!(
+        served >= n(&s, &["bytes", "peers"]) as f64 && served > 0.0,
+        "the seed served {served}: {s}\n{t}"
+    );
+    assert_eq!(
+        zest_testkit::http_get(&seed_metrics, "/healthz").as_deref(),
+        Some("ok\n")
+    );
+}
+
 /// The first wave of a new model: no chunk manifest exists yet, and a seed serves bytes it
 /// altered in a range that is not a whole xorb (pending: nothing proves it on arrival). Every
 /// machine it reached fails the file hash together; one of them claims the file's repair,

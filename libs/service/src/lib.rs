@@ -6,6 +6,8 @@
 //! - [`shutdown`]: one shutdown future (Ctrl-C, SIGTERM, and the tests' stdin-EOF switch).
 //! - [`metrics`]: one way to register Prometheus metrics into a per-server registry that also
 //!   carries `zest_build_info` and the process collector.
+//! - [`metrics_http`]: a bounded `/metrics` + `/healthz` endpoint for processes that are not
+//!   HTTP servers (`zest seed`, a serving `zest pull`).
 //! - [`env_vars`]: the naming convention of environment variables, and the variables shared by
 //!   several binaries (`ZEST_TRACKER*`, the fleet flags).
 //! - [`fleet`]: the clap flags of a fleet member ([`FleetArgs`]), shared by `zest pull` and
@@ -18,6 +20,7 @@ pub mod env_vars;
 pub mod fleet;
 pub mod logging;
 pub mod metrics;
+pub mod metrics_http;
 pub mod shutdown;
 
 pub use fleet::{FleetArgs, TrackerArgs};
