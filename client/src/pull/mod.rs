@@ -277,9 +277,15 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
     };
     let publisher = serving.as_ref().map(Serving::publisher);
     let metrics_fleet = Arc::<std::sync::OnceLock<Arc<Fleet>>>::default();
+    let server = serving.as_ref().map(Serving::server);
     if let Some(m) = &args.swarm.metrics_listen {
-        let server = serving.as_ref().map(Serving::server);
-        crate::metrics::start(m, server, metrics_fleet.clone(), std::future::pending()).await?;
+        crate::metrics::start(
+            m,
+            server.clone(),
+            metrics_fleet.clone(),
+            std::future::pending(),
+        )
+        .await?;
     }
     // With a tracker, the pull keeps a peer book (its server's when it serves), so it keeps
     // finding peers if the tracker goes down.
@@ -301,6 +307,7 @@ async fn pull(args: &PullArgs) -> anyhow::Result<Summary> {
             publisher,
             book,
             metrics_fleet,
+            server,
         },
     )
     .await;
@@ -340,6 +347,8 @@ struct Setup {
     book: Option<std::sync::Arc<xorbstore::peer::PeerBook>>,
     /// Where the pull's fleet goes once made, for `--metrics-listen`.
     metrics_fleet: Arc<std::sync::OnceLock<Arc<Fleet>>>,
+    /// The pull's own peer server, when it serves.
+    server: Option<xorbstore::peer::PeerServer>,
 }
 
 /// Lists the revision's files and pulls them, reports to the tracker and publishes the
@@ -356,6 +365,7 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
         publisher,
         book,
         metrics_fleet,
+        server,
     } = setup;
     // Revision and file list: upstream, or the fleet's manifest when upstream is unreachable.
     let mut fleet_only = false;
@@ -403,7 +413,7 @@ async fn pull_files(args: &PullArgs, started: Instant, setup: Setup) -> anyhow::
     let total: u64 = files.iter().map(|f| f.size).sum();
     let visible =
         !(args.quiet || args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let progress = Progress::new(total, visible);
+    let progress = Progress::new(total, visible).with_serving(server);
 
     let mut summary = Summary {
         repo: args.repo.clone(),

@@ -19,6 +19,8 @@ pub const MAX_FILE_BARS: usize = 6;
 pub struct Progress {
     mp: MultiProgress,
     total: ProgressBar,
+    /// The pull's own peer server, when it serves (bytes up).
+    serving: Option<xorbstore::peer::PeerServer>,
     shown: Arc<AtomicUsize>,
     visible: bool,
 }
@@ -50,9 +52,16 @@ impl Progress {
         Self {
             mp,
             total,
+            serving: None,
             shown: Arc::new(AtomicUsize::new(0)),
             visible,
         }
+    }
+
+    /// Also shows what `server` (the pull's own) served.
+    pub fn with_serving(mut self, server: Option<xorbstore::peer::PeerServer>) -> Self {
+        self.serving = server;
+        self
     }
 
     /// Adds `n` bytes done to the total.
@@ -60,10 +69,19 @@ impl Progress {
         self.total.inc(n);
     }
 
-    /// Shows where the bytes came from so far.
+    /// Shows where the bytes came from so far, and what this machine served.
     pub fn set_sources(&self, c: &BytesBySource) {
+        let up = self.serving.as_ref().map_or(String::new(), |s| {
+            let s = s.stats();
+            format!(
+                " | up {} to {} peers ({} now)",
+                mb(s.bytes_served),
+                s.connections_total,
+                s.connections_open
+            )
+        });
         self.total.set_message(format!(
-            "local {} | peers {} | edges {} | upstream {}",
+            "local {} | peers {} | edges {} | upstream {}{up}",
             mb(c.local),
             mb(c.peers),
             mb(c.edges),
