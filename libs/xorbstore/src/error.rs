@@ -100,3 +100,11 @@ impl StoreError {
         }
     }
 }
+
+impl StoreError {
+    /// A file operation failed because the disk (or the user's disk quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}

@@ -155,7 +155,8 @@ struct Counters {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
-    quota: u64,
+    /// The byte quota: as configured, or lower once the disk turned out to hold less.
+    quota: AtomicU64,
     durability: Durability,
     index: Mutex<Index<Arc<Stored>>>,
     counters: Counters,
@@ -182,7 +183,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 dir,
-                quota: config.quota_bytes,
+                quota: AtomicU64::new(config.quota_bytes),
                 durability: config.durability,
                 index: Mutex::new(index),
                 counters: Counters::default(),
@@ -190,7 +191,7 @@ impl Store {
         };
         let victims = {
             let mut ix = store.lock();
-            match ix.make_room(0, store.inner.quota) {
+            match ix.make_room(0, store.quota()) {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(error = %e, "pinned ranges alone exceed the quota");
@@ -235,7 +236,7 @@ impl Store {
         if let Some(p) = pins {
             ix.set_pins(p);
         }
-        let victims = ix.make_room(0, self.inner.quota).unwrap_or_default();
+        let victims = ix.make_room(0, self.quota()).unwrap_or_default();
         drop(ix);
         self.delete_evicted(victims);
         Ok((added, removed))
@@ -297,6 +298,16 @@ impl Store {
     }
 
     /// Current counters.
+    /// The byte quota in force (the configured one, or lower once the disk filled up first).
+    pub fn quota(&self) -> u64 {
+        self.inner.quota.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the quota to `bytes` (never raises it); returns the quota before.
+    pub(crate) fn lower_quota(&self, bytes: u64) -> u64 {
+        self.inner.quota.fetch_min(bytes, Ordering::Relaxed)
+    }
+
     pub fn stats(&self) -> StoreStats {
         let (disk_bytes, ranges) = {
             let ix = self.lock();
@@ -313,7 +324,7 @@ impl Store {
             bytes_evicted: c.bytes_evicted.load(Ordering::Relaxed),
             disk_bytes,
             ranges,
-            quota_bytes: self.inner.quota,
+            quota_bytes: self.quota(),
         }
     }
 

@@ -259,18 +259,41 @@ impl Store {
             }
         };
         let file_len = (header.len() + bytes.len()) as u64;
-        let victims = {
-            let mut ix = self.lock();
-            let victims = ix.make_room(file_len, self.inner.quota)?;
-            ix.reserve(file_len);
-            victims
-        };
-        self.delete_evicted(victims);
         let level = meta.level;
-        let written = self.write_file(xorb, &range, &header, body, data_len, meta, file_len);
-        let mut ix = self.lock();
-        ix.release(file_len);
-        let stored = written?;
+        let mut lowered = false;
+        let (stored, mut ix) = loop {
+            let victims = {
+                let mut ix = self.lock();
+                let victims = ix.make_room(file_len, self.quota())?;
+                ix.reserve(file_len);
+                victims
+            };
+            self.delete_evicted(victims);
+            let written = self.write_file(
+                xorb,
+                &range,
+                &header,
+                body,
+                data_len,
+                meta.clone(),
+                file_len,
+            );
+            let mut ix = self.lock();
+            ix.release(file_len);
+            match written {
+                // The disk holds less than the quota says (it is smaller, or shared with other
+                // files): what is stored now is what fits, so that becomes the quota, and the
+                // least recently used ranges make room for this one (once per insert).
+                Err(e) if !lowered && e.is_disk_full() => {
+                    let used = ix.used();
+                    drop(ix);
+                    let was = self.lower_quota(used);
+                    tracing::warn!(error = %e, quota = used, was, "the disk is full: the store's quota is lowered to what it holds, and old ranges are evicted");
+                    lowered = true;
+                }
+                written => break (written?, ix),
+            }
+        };
         let id = ix.add(Arc::new(stored));
         // Ranges wholly inside the new one and proven no better are redundant now (a better
         // proven one stays: a lower level never displaces a higher one).

@@ -994,3 +994,58 @@ fn corrupt_blob_references_are_deleted_at_open() {
     assert_eq!(s.stats().ranges, 0);
     assert!(files(tmp.path(), ".xrb").is_empty());
 }
+
+/// A small tmpfs mounted for one test (needs root, like the namespace tests; a failure to mount
+/// fails the test), unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "zest-test"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            st.success(),
+            "mounting a {bytes}-byte tmpfs failed (this test needs root)"
+        );
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A disk that fills before the quota does (smaller than configured, or shared): the store
+/// lowers its quota to what it holds, evicts the least recently used ranges and keeps taking
+/// new ones, instead of failing every insert from then on.
+#[test]
+fn a_disk_that_fills_before_the_quota_lowers_the_quota_and_evicts() {
+    let xs: Vec<TestXorb> = (0..12).map(|i| make_xorb(300 + i, 4, 60_000)).collect();
+    let max = max_size(&xs, 0..4);
+    let disk = SmallDisk::mount(4 * max + max / 2);
+    let s = open(disk.dir.path(), BIG);
+    for (i, x) in xs.iter().enumerate() {
+        insert_range(&s, x, 0..4).unwrap_or_else(|e| panic!("insert {i}: {e}"));
+        assert!(s.get(&x.hash(), 0..4).is_some(), "range {i} not held");
+    }
+    let st = s.stats();
+    assert!(st.quota_bytes < BIG, "the quota was not lowered: {st:?}");
+    assert!(st.quota_bytes <= 4 * max + max / 2, "{st:?}");
+    assert!(st.evictions >= 6, "{st:?}");
+    assert!(
+        s.get(&xs[0].hash(), 0..4).is_none(),
+        "the oldest range is still held"
+    );
+    assert_eq!(st.disk_bytes, disk_usage(disk.dir.path()));
+}
