@@ -23,7 +23,7 @@ use super::blame::BlameList;
 use super::counters::ByteCounters;
 use super::lookup::Lookups;
 use super::pool::PeerPool;
-use super::scheduler::{Outcome, Request, Scheduler, Verdict};
+use super::scheduler::{Outcome, Request, Scheduler, Verdict, STALL_TIMEOUT};
 use super::{chain, check, CheckError, Fetched, Holder, Source, Unit, UpstreamRange};
 
 /// Upstream races started for slow fleet requests, at most, at once.
@@ -113,6 +113,8 @@ pub struct Fleet {
 pub enum ClaimFor {
     /// Fetching a unit upstream: the lease counts in the swarm's group of upstream fetches.
     Fetch,
+    /// The same, outside the group: the group stayed full for longer than the unit may wait.
+    Unpaced,
     /// Fetching again, upstream, the fleet ranges of a file that failed its hash (the key is
     /// the file's Xet hash): one machine does it and publishes the file's chunk manifest, the
     /// others then refetch only the ranges the manifest shows wrong. Outside the group.
@@ -251,7 +253,7 @@ impl Fleet {
     ) -> super::Claim {
         let group = match what {
             ClaimFor::Fetch => self.claim_group().await,
-            ClaimFor::Repair => None,
+            ClaimFor::Unpaced | ClaimFor::Repair => None,
         };
         self.lookups.claim(unit, ttl_ms, group, done).await
     }
@@ -655,9 +657,13 @@ impl Fleet {
                 return None;
             }
         };
+        // A holder that misses a deadline is dropped like one that misses the whole limit.
+        let timeout = inflight.request.timeout();
         let opts = FetchOptions {
             upstream: upstream.map(UpstreamRange::to_wire),
-            timeout: Some(inflight.request.timeout()),
+            timeout: Some(timeout),
+            first_frame_timeout: Some(Scheduler::first_frame_timeout(timeout, upstream.is_some())),
+            stall_timeout: Some(STALL_TIMEOUT),
             ..FetchOptions::default()
         };
         match client

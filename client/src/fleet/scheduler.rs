@@ -8,10 +8,12 @@
 //! the tracker's ranking as the prior before it served any) and a count of requests in flight.
 //! Each range goes to the source with the best expected completion (throughput divided by
 //! in-flight + 1), so fast sources get more work and several sources serve one file at once. A
-//! request has a time limit scaled to its size. A fleet request not answered after the hedging
-//! delay (`max(2 s, 3 × expected)`) is raced by upstream. A source that misses its limit, fails
-//! or closes is dropped for the rest of the pull; one that sends bad bytes is blamed (dropped,
-//! and reported).
+//! request has a time limit scaled to its size, and two shorter deadlines: its first response
+//! frame within [`HOLDER_FIRST_FRAME`] (the whole limit for an edge handed the upstream URL,
+//! which may fetch upstream first), and no gap in its payload longer than [`STALL_TIMEOUT`]. A
+//! fleet request not answered after the hedging delay (`max(2 s, 3 × expected)`) is raced by
+//! upstream. A source that misses a deadline or its limit, fails or closes is dropped for the
+//! rest of the pull; one that sends bad bytes is blamed (dropped, and reported).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -27,6 +29,12 @@ const EWMA_ALPHA: f64 = 0.3;
 const MIN_BYTES_PER_SEC: f64 = 1e6;
 /// Fixed part of a fleet request's time limit (connection, an edge's upstream round trip).
 const REQUEST_GRACE: Duration = Duration::from_secs(5);
+/// First-frame deadline of a request to a source that only serves what it holds (a peer, a
+/// seed, an edge not handed the upstream URL): it answers from its store at once, so a source
+/// silent this long is not going to answer.
+pub const HOLDER_FIRST_FRAME: Duration = Duration::from_secs(5);
+/// Longest gap in a response's payload once it started (every source).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shortest hedging delay.
 pub const MIN_HEDGE_DELAY: Duration = Duration::from_secs(2);
 /// Longest hedging delay.
@@ -183,6 +191,17 @@ impl Scheduler {
     pub fn request_timeout(&self, expected_bytes: u64) -> Duration {
         let t = REQUEST_GRACE + Duration::from_secs_f64(expected_bytes as f64 / MIN_BYTES_PER_SEC);
         t.min(self.max_request_time)
+    }
+
+    /// First-frame deadline of a request whose time limit is `timeout`: [`HOLDER_FIRST_FRAME`]
+    /// for a source serving what it holds; the whole limit for an edge handed the upstream URL
+    /// (`via_upstream`), which may fetch the range from upstream before its DataHeader.
+    pub fn first_frame_timeout(timeout: Duration, via_upstream: bool) -> Duration {
+        if via_upstream {
+            timeout
+        } else {
+            HOLDER_FIRST_FRAME.min(timeout)
+        }
     }
 
     /// How long a request of `expected_bytes` to source `id` (at `rank`) may run before
@@ -380,6 +399,20 @@ mod tests {
         let mut s = sched();
         let r = s.begin("x", 0, 64_000_000, true, Instant::now());
         assert_eq!(r.timeout(), Duration::from_secs(69));
+    }
+
+    #[test]
+    fn a_holder_gets_a_short_first_frame_deadline_and_an_edge_fetching_upstream_the_limit() {
+        let s = sched();
+        let limit = s.request_timeout(64_000_000);
+        assert_eq!(
+            Scheduler::first_frame_timeout(limit, false),
+            HOLDER_FIRST_FRAME
+        );
+        assert_eq!(Scheduler::first_frame_timeout(limit, true), limit);
+        // Never longer than the limit itself.
+        let tiny = Duration::from_secs(2);
+        assert_eq!(Scheduler::first_frame_timeout(tiny, false), tiny);
     }
 
     #[test]

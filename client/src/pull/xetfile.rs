@@ -333,11 +333,13 @@ impl Ctx<'_> {
                 }
             }
         }
-        let (_slot, _lease) = (slot, lease);
-        let (mut first, _mem) = match first {
+        let (mut first, mem) = match first {
             Some((f, mem)) => (Some(f), mem),
             None => (None, self.limits.mib.acquire_many(mib).await?),
         };
+        // Held until the unit is placed (or fails); given back while waiting for the swarm.
+        let (mut slot, mut mem) = (Some(slot), Some(mem));
+        let mut rejoined = false;
         let mut skip_fleet = refetch;
         // A fleet source whose bytes are wrong is blamed and upstream asked instead; bytes from
         // upstream that do not decode are fetched again a few times (a flaky upstream or
@@ -384,6 +386,21 @@ impl Ctx<'_> {
                     // With the file's chunk manifest every holder's bytes are checked as they
                     // arrive: the other holders are asked before upstream.
                     skip_fleet = self.expected.is_none();
+                    if swarm && skip_fleet && !rejoined {
+                        // The first wave (no manifest) and a range proven wrong on arrival (a
+                        // whole xorb): ask the swarm once more without the liar (another
+                        // holder, or the one machine that claims the fetch for all) rather
+                        // than each machine it lied to going upstream.
+                        rejoined = true;
+                        drop((slot.take(), mem.take(), lease.take()));
+                        let (s, h, l) = self.swarm_turn(unit).await?;
+                        (slot, lease, holders) = (Some(s), l, h);
+                        mem = Some(self.limits.mib.acquire_many(mib).await?);
+                        if !holders.is_empty() {
+                            first = self.sources.fetch_from_holders(unit, &holders).await.ok();
+                        }
+                        skip_fleet = false;
+                    }
                 }
                 Err(PlaceError::BadBytes(why))
                     if source == Source::Upstream && upstream_tries < MAX_UPSTREAM_TRIES =>
@@ -415,7 +432,10 @@ impl Ctx<'_> {
     async fn swarm_turn(&self, unit: &Unit) -> Result<SwarmTurn<'_>, XetFileError> {
         let ttl = CLAIM_TTL.as_millis() as u64;
         let mut wait = SWARM_WAIT_FIRST;
-        let give_up = std::time::Instant::now() + swarm_wait_limit(unit.expected_bytes());
+        let limit = swarm_wait_limit(unit.expected_bytes());
+        let mut give_up = std::time::Instant::now() + limit;
+        // Paced (in the swarm's group of upstream fetches) until the group stayed full too long.
+        let mut what = ClaimFor::Fetch;
         loop {
             let slot = self.limits.units.acquire().await?;
             let mut found = self
@@ -430,15 +450,20 @@ impl Ctx<'_> {
                 return Ok((slot, found, None));
             }
             let late = std::time::Instant::now() >= give_up;
-            match self.sources.claim(unit, ttl, ClaimFor::Fetch).await {
+            match self.sources.claim(unit, ttl, what).await {
                 crate::fleet::Claim::Granted => {
-                    let lease = Lease::keep(self.sources, unit, ClaimFor::Fetch);
+                    let lease = Lease::keep(self.sources, unit, what);
                     return Ok((slot, Vec::new(), Some(lease)));
                 }
                 crate::fleet::Claim::Unavailable => return Ok((slot, Vec::new(), None)),
                 crate::fleet::Claim::Busy if late => {
-                    tracing::info!(xorb = %unit.xorb, "the swarm's upstream fetches stayed taken too long; fetching upstream");
-                    return Ok((slot, Vec::new(), None));
+                    // The group stayed full (a slow origin, or leases someone keeps taken):
+                    // claim the range outside the group, still once for the whole swarm, and
+                    // wait for whoever gets it as for any claimer.
+                    tracing::info!(xorb = %unit.xorb, "the swarm's upstream fetches stayed taken too long; claiming outside the group");
+                    what = ClaimFor::Unpaced;
+                    give_up = std::time::Instant::now() + limit;
+                    continue;
                 }
                 crate::fleet::Claim::Busy => {
                     tracing::debug!(xorb = %unit.xorb, "the swarm's upstream fetches are all taken; waiting");
@@ -559,8 +584,11 @@ async fn pull_rounds(
     let mut refetch = pull.resume_from_journal().await?;
     // Held until the file is verified and its chunk manifest published (dropped on return).
     let mut _repair_lease = None;
+    // The first round asks the fleet; a refetch goes upstream alone, unless the file's chunk
+    // manifest (from the machine that repaired it) checks every range on arrival.
+    let mut via_fleet = true;
     for round in 0..MAX_ROUNDS {
-        pull.fetch_round(round, &refetch).await?;
+        pull.fetch_round(round, &refetch, via_fleet).await?;
         if pull.verify(round).await? {
             return pull.finish().await;
         }
@@ -570,8 +598,12 @@ async fn pull_rounds(
             pull.discard();
             return Err(XetFileError::UnverifiedNoUpstream(job.file.path.clone()));
         }
+        via_fleet = false;
         refetch = match pull.repair(round).await {
-            Repair::Only(units) => pull.refetching(units),
+            Repair::Only(units) => {
+                via_fleet = true;
+                pull.refetching(units)
+            }
             Repair::Lease(lease) => {
                 _repair_lease = Some(lease);
                 pull.next_refetch(round)
@@ -727,13 +759,18 @@ impl FilePull<'_> {
     /// Fetches and places units `refetch` (round 0 asks the tracker who holds them; later
     /// rounds go upstream). After a failed round: blames each fleet source whose chunks differ
     /// from upstream's, and drops what the local store gave.
-    async fn fetch_round(&mut self, round: usize, refetch: &[usize]) -> Result<(), XetFileError> {
+    async fn fetch_round(
+        &mut self,
+        round: usize,
+        refetch: &[usize],
+        via_fleet: bool,
+    ) -> Result<(), XetFileError> {
         let ctx = &self.ctx;
         let need_units: Vec<Unit> = refetch.iter().map(|&i| ctx.units[i].clone()).collect();
-        let holders = if round > 0 {
-            vec![Vec::new(); refetch.len()]
-        } else {
+        let holders = if via_fleet {
             ctx.sources.lookup(&need_units).await
+        } else {
+            vec![Vec::new(); refetch.len()]
         };
         let mut todo: Vec<(usize, Vec<Holder>)> = refetch.iter().copied().zip(holders).collect();
         // A swarm member takes the units in its own random order, rarest first, so that
@@ -751,7 +788,7 @@ impl FilePull<'_> {
         let mut results =
             futures::stream::iter(todo)
                 .map(|(i, h)| async move {
-                    (i, ctx.fetch_and_place(i, &h, round > 0, round == 0).await)
+                    (i, ctx.fetch_and_place(i, &h, !via_fleet, round == 0).await)
                 })
                 .buffer_unordered(width);
         let mut fresh: Vec<(usize, Held)> = Vec::new();

@@ -675,12 +675,14 @@ fn seeds_and_serving_pulls_export_their_counters() {
     );
 }
 
-/// The first wave of a new model: no chunk manifest exists yet, and a seed serves bytes it
-/// altered in a range that is not a whole xorb (pending: nothing proves it on arrival). Every
-/// machine it reached fails the file hash together; one of them claims the file's repair,
-/// fetches the file's fleet ranges again from upstream and publishes the chunk manifest, and
-/// the others then fetch again only the range the manifest shows wrong: the lie costs the
-/// origin about one more copy of the file, not one per machine.
+/// The first wave of a new model: no chunk manifest exists yet, and a seed serves altered
+/// bytes. In a whole-xorb range they are proven wrong on arrival, and the range is asked of the
+/// swarm again (one machine claims it upstream for all). In a range that is not a whole xorb
+/// (pending: nothing proves it on arrival), every machine it reached fails the file hash
+/// together; one of them claims the file's repair, fetches the file's fleet ranges again from
+/// upstream and publishes the chunk manifest, and the others then fetch again only the range
+/// the manifest shows wrong. Either way the lie costs the origin about one more copy of the
+/// file, not one per machine.
 #[test]
 fn in_the_first_wave_a_lie_costs_about_one_more_copy_of_the_file_not_one_per_machine() {
     let root = dir("wave-root");
@@ -702,7 +704,11 @@ fn in_the_first_wave_a_lie_costs_about_one_more_copy_of_the_file_not_one_per_mac
         .join("hf/hub/models--acme--swarm/snapshots")
         .join(commit)
         .join("big.safetensors");
-    flip_a_byte(&fs::canonicalize(big).expect("blob"), |len| len - 4096);
+    let big = fs::canonicalize(big).expect("blob");
+    // One byte in its first xorb (a whole-xorb range: proven wrong on arrival), one in its tail
+    // (pending: only the file hash shows it).
+    flip_a_byte(&big, |len| len / 4);
+    flip_a_byte(&big, |len| len - 4096);
     let tracker = zest_testkit::Tracker::start(&[]);
     let _liar = seed(&liar, &tracker.base, "liar", &[]);
 

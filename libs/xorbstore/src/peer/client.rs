@@ -3,6 +3,14 @@
 //! connection up to the server's advertised `max_in_flight` (further callers wait for a slot).
 //! A background task reads frames, checks them with the protocol state machine and assembles
 //! each response (bounded by `max_response_len`). A request that times out is cancelled.
+//!
+//! Each request has three deadlines ([`PeerError::Deadline`] says which one passed): its first
+//! response frame (DataHeader, NotFound or Error) within `first_frame_timeout`, counted from
+//! when it was sent or, while earlier responses on the connection are still arriving, from the
+//! last of their progress (a server may answer in order); after its DataHeader, payload within
+//! `stall_timeout` of the last payload (bytes read count, not only whole frames); and the whole
+//! response within `request_timeout`. A peer that accepts the connection and never answers thus
+//! costs a request its first-frame deadline, one that stops mid-response its stall deadline.
 //! With a [`PeerBook`] in the config, the client speaks peer exchange (see
 //! [`PeerClientConfig::book`]).
 //!
@@ -18,7 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,13 +35,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use wire::{
     Accepted, Capabilities, ChunkRange, Connection, Frame, Handshake, Limits, ProtocolError,
     Request, Role, Upstream,
 };
 use xet::MerkleHash;
 
-use super::{PeerBook, PeerError};
+use super::{Deadline, PeerBook, PeerError};
 use crate::verify::{verify_range, Expectation, RangeMeta};
 
 /// Settings of a [`PeerClient`].
@@ -46,9 +55,18 @@ pub struct PeerClientConfig {
     /// What we accept: frame size, and the largest response.
     pub limits: Limits,
     pub connect_timeout: Duration,
+    /// Longest wait for the server's Handshake once connected (a server that accepts the
+    /// connection and never sends it fails with [`PeerError::Timeout`]).
     pub handshake_timeout: Duration,
     /// Default time for one whole response (overridable per request).
     pub request_timeout: Duration,
+    /// Default time for a request's first response frame, DataHeader, NotFound or Error
+    /// (overridable per request). Counted from when the request was sent, or from the last
+    /// progress of an earlier response still arriving on the connection.
+    pub first_frame_timeout: Duration,
+    /// Default longest gap in a response's payload after its DataHeader (overridable per
+    /// request).
+    pub stall_timeout: Duration,
     /// Response buffers kept for reuse once the caller has dropped the bytes returned (each is
     /// at most `limits.max_response_len`); 0 frees every buffer.
     pub reuse_buffers: usize,
@@ -70,6 +88,8 @@ impl PeerClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: wire::HANDSHAKE_TIMEOUT,
             request_timeout: wire::REQUEST_TIMEOUT,
+            first_frame_timeout: wire::REQUEST_TIMEOUT,
+            stall_timeout: wire::DATA_STALL_TIMEOUT,
             reuse_buffers: 1,
             book: None,
         }
@@ -86,8 +106,12 @@ pub struct FetchOptions {
     pub upstream: Option<Upstream>,
     /// The expected chunk hashes (the server refuses to serve bytes that disagree).
     pub chunk_hashes: Option<Vec<MerkleHash>>,
-    /// Overrides the config's request timeout.
+    /// Overrides the config's request timeout (the whole response).
     pub timeout: Option<Duration>,
+    /// Overrides the config's first-frame timeout.
+    pub first_frame_timeout: Option<Duration>,
+    /// Overrides the config's stall timeout.
+    pub stall_timeout: Option<Duration>,
 }
 
 type Reply = oneshot::Sender<Result<Bytes, PeerError>>;
@@ -95,7 +119,31 @@ type Reply = oneshot::Sender<Result<Bytes, PeerError>>;
 struct Pending {
     reply: Reply,
     body: Option<Vec<u8>>,
+    progress: Arc<Progress>,
 }
+
+/// What the reader has seen of one response, for its deadlines (read by the waiting caller).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Its DataHeader arrived.
+    started: AtomicBool,
+    /// Notified when the DataHeader arrives (the waiter's deadline changes).
+    header: tokio::sync::Notify,
+    /// When it last made progress, in nanoseconds since [`Shared::epoch`].
+    last: AtomicU64,
+}
+
+/// The deadlines of one request.
+#[derive(Debug, Clone, Copy)]
+struct RequestLimits {
+    whole: Duration,
+    first_frame: Duration,
+    stall: Duration,
+}
+
+/// A write of a Cancel frame that takes longer than this (the peer stopped reading) closes the
+/// connection instead.
+const CANCEL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Pooled response buffers are allocated in multiples of this (untouched pages cost nothing).
 const POOL_ROUNDING: usize = 1 << 20;
@@ -178,6 +226,12 @@ struct Shared {
     close_reason: Mutex<Option<String>>,
     peer: Handshake,
     request_timeout: Duration,
+    first_frame_timeout: Duration,
+    stall_timeout: Duration,
+    /// The origin of the instants kept as nanoseconds ([`Progress::last`], `activity`).
+    epoch: Instant,
+    /// When any response on the connection last made progress (nanoseconds since `epoch`).
+    activity: AtomicU64,
     pool: Arc<BufPool>,
     /// The book, when both sides speak peer exchange.
     book: Option<Arc<PeerBook>>,
@@ -195,6 +249,75 @@ impl Shared {
             buf: body,
             pool: Arc::downgrade(&self.pool),
         })
+    }
+
+    fn since_epoch(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// The response `p` (and so the connection) made progress just now.
+    fn touch(&self, p: &Progress) {
+        let now = self.since_epoch(Instant::now());
+        p.last.fetch_max(now, Ordering::Relaxed);
+        self.activity.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A response that is not pending any more (NotFound, Error, or cancelled) made progress:
+    /// the connection is alive.
+    fn touch_connection(&self) {
+        let now = self.since_epoch(Instant::now());
+        self.activity.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// When the deadline that applies now to the request sent at `sent` with `progress` passes
+    /// (and which one): the first-frame deadline until its DataHeader, then the stall deadline,
+    /// or `whole` when that comes first.
+    fn next_deadline(
+        &self,
+        sent: Instant,
+        progress: &Progress,
+        limits: &RequestLimits,
+        whole: Instant,
+    ) -> (Instant, Deadline) {
+        let (at, which) = if progress.started.load(Ordering::Relaxed) {
+            let last = self.at(progress.last.load(Ordering::Relaxed));
+            (last + limits.stall, Deadline::Stall(limits.stall))
+        } else {
+            // Responses may come in order: while an earlier one is still arriving, ours cannot
+            // start, so its progress counts as the connection answering.
+            let busy = self.at(self.activity.load(Ordering::Relaxed));
+            (
+                sent.max(busy) + limits.first_frame,
+                Deadline::FirstFrame(limits.first_frame),
+            )
+        };
+        if whole <= at {
+            (whole, Deadline::Whole(limits.whole))
+        } else {
+            (at, which)
+        }
+    }
+
+    /// Cancels request `id` if it is still pending (best effort; a peer that does not read it
+    /// within [`CANCEL_WRITE_TIMEOUT`] loses the connection, as a partly written frame would
+    /// break the stream).
+    async fn cancel(&self, id: u32) {
+        let was_pending = self.pending().remove(&id).is_some();
+        if !was_pending {
+            return;
+        }
+        let sent = tokio::time::timeout(
+            CANCEL_WRITE_TIMEOUT,
+            self.send(&Frame::Cancel { request_id: id }),
+        )
+        .await;
+        if sent.is_err() {
+            self.close("the peer stopped reading (a Cancel could not be written)".into());
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -339,13 +462,16 @@ impl PeerClient {
         let mut conn = Connection::new(hs, config.limits);
         let hs_frame = conn.handshake_frame();
         conn.on_send(&hs_frame)?;
-        wr.write_all(&hs_frame.to_vec()?)
-            .await
-            .map_err(PeerError::io("write"))?;
-        wr.flush().await.map_err(PeerError::io("flush"))?;
+        let hs_bytes = hs_frame.to_vec()?;
         let max = conn.recv_max_frame_len();
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        // Both directions under the one limit: a server that accepts the connection and then
+        // neither reads nor sends costs at most `handshake_timeout`.
         let first = tokio::time::timeout(config.handshake_timeout, async {
+            wr.write_all(&hs_bytes)
+                .await
+                .map_err(PeerError::io("write"))?;
+            wr.flush().await.map_err(PeerError::io("flush"))?;
             loop {
                 if let Some(f) = wire::decode_buf(&mut buf, max)? {
                     return Ok(f);
@@ -391,6 +517,10 @@ impl PeerClient {
             close_reason: Mutex::new(None),
             peer,
             request_timeout: config.request_timeout,
+            first_frame_timeout: config.first_frame_timeout,
+            stall_timeout: config.stall_timeout,
+            epoch: Instant::now(),
+            activity: AtomicU64::new(0),
             pool: Arc::new(BufPool {
                 idle: Mutex::new(Vec::new()),
                 max_idle: config.reuse_buffers,
@@ -433,16 +563,23 @@ impl PeerClient {
         .await
     }
 
-    /// [`PeerClient::fetch`] with every option.
+    /// [`PeerClient::fetch`] with every option. Fails with [`PeerError::Deadline`] (and cancels
+    /// the request) when one of its deadlines passes (see the module documentation).
     pub async fn fetch_with(
         &self,
         xorb: &MerkleHash,
         range: Range<u32>,
         opts: FetchOptions,
     ) -> Result<Bytes, PeerError> {
-        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
         let shared = &self.shared;
+        let limits = RequestLimits {
+            whole: opts.timeout.unwrap_or(shared.request_timeout),
+            first_frame: opts
+                .first_frame_timeout
+                .unwrap_or(shared.first_frame_timeout),
+            stall: opts.stall_timeout.unwrap_or(shared.stall_timeout),
+        };
+        let deadline = Instant::now() + limits.whole;
         if self.is_closed() {
             return Err(shared.closed_error());
         }
@@ -450,59 +587,89 @@ impl PeerClient {
             .await
             .map_err(|_| PeerError::Timeout("waiting for a request slot"))?
             .map_err(|_| shared.closed_error())?;
-        let (reply, rx) = oneshot::channel();
+        let (reply, mut rx) = oneshot::channel();
+        let progress = Arc::new(Progress::default());
+        // Writing the Request is bounded like its first response frame: a peer that stops
+        // reading does not hold the caller.
+        let write_deadline = deadline.min(Instant::now() + limits.first_frame);
+        let mut w = tokio::time::timeout_at(write_deadline, shared.writer.lock())
+            .await
+            .map_err(|_| PeerError::Deadline(Deadline::FirstFrame(limits.first_frame)))?;
         // Allocate the id, register the reply and send, all in state-machine order.
-        let id = {
-            let mut w = shared.writer.lock().await;
-            let announce = shared.self_announcement(xorb);
-            let (id, frame) = {
-                let mut conn = shared.conn();
-                if let Some(a) = &announce {
-                    conn.on_send(a)?;
-                }
-                let id = conn.next_request_id();
-                let frame = Frame::Request(Request {
-                    request_id: id,
-                    xorb: *xorb,
-                    chunks: ChunkRange::new(range.start, range.end),
-                    upstream: opts.upstream,
-                    chunk_hashes: opts.chunk_hashes,
-                });
-                conn.on_send(&frame)?;
-                (id, frame)
-            };
-            shared.pending().insert(id, Pending { reply, body: None });
-            let mut bytes = match &announce {
-                Some(a) => a.to_vec()?,
-                None => Vec::new(),
-            };
-            frame.encode(&mut bytes)?;
-            let written = async {
-                w.write_all(&bytes).await?;
-                w.flush().await
+        let announce = shared.self_announcement(xorb);
+        let (id, frame) = {
+            let mut conn = shared.conn();
+            if let Some(a) = &announce {
+                conn.on_send(a)?;
             }
-            .await;
-            if let Err(e) = written {
-                drop(w);
+            let id = conn.next_request_id();
+            let frame = Frame::Request(Request {
+                request_id: id,
+                xorb: *xorb,
+                chunks: ChunkRange::new(range.start, range.end),
+                upstream: opts.upstream,
+                chunk_hashes: opts.chunk_hashes,
+            });
+            conn.on_send(&frame)?;
+            (id, frame)
+        };
+        shared.pending().insert(
+            id,
+            Pending {
+                reply,
+                body: None,
+                progress: progress.clone(),
+            },
+        );
+        let mut bytes = match &announce {
+            Some(a) => a.to_vec()?,
+            None => Vec::new(),
+        };
+        frame.encode(&mut bytes)?;
+        let written = tokio::time::timeout_at(write_deadline, async {
+            w.write_all(&bytes).await?;
+            w.flush().await
+        })
+        .await;
+        drop(w);
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
                 shared.close(format!("write failed: {e}"));
                 return Err(PeerError::Io {
                     op: "write",
                     source: e,
                 });
             }
-            id
-        };
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(shared.closed_error()),
             Err(_) => {
-                let was_pending = shared.pending().remove(&id).is_some();
-                if was_pending {
-                    // Best effort: the response may have ended meanwhile.
-                    let _ = shared.send(&Frame::Cancel { request_id: id }).await;
-                }
-                Err(PeerError::Timeout("request"))
+                // Part of the frame may be written: the stream cannot be used any more.
+                shared.close("the peer stopped reading (a Request could not be written)".into());
+                return Err(PeerError::Deadline(Deadline::FirstFrame(
+                    limits.first_frame,
+                )));
             }
+        }
+        let sent = Instant::now();
+        loop {
+            let (at, _) = shared.next_deadline(sent, &progress, &limits, deadline);
+            tokio::select! {
+                biased;
+                r = &mut rx => return r.unwrap_or_else(|_| Err(shared.closed_error())),
+                // The DataHeader arrived: the stall deadline applies from now on.
+                _ = progress.header.notified() => continue,
+                _ = tokio::time::sleep_until(at) => {}
+            }
+            // Progress may have been made meanwhile: the deadline may have moved.
+            let (again, which) = shared.next_deadline(sent, &progress, &limits, deadline);
+            if again > Instant::now() {
+                continue;
+            }
+            shared.cancel(id).await;
+            // The response may have completed just now.
+            if let Ok(result) = rx.try_recv() {
+                return result;
+            }
+            return Err(PeerError::Deadline(which));
         }
     }
 
@@ -606,11 +773,11 @@ async fn read_data_direct<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     prefix: wire::DataPrefix,
 ) -> Result<bool, String> {
-    let body = shared
+    let taken = shared
         .pending()
         .get_mut(&prefix.request_id)
-        .and_then(|p| p.body.take());
-    let Some(mut body) = body else {
+        .and_then(|p| Some((p.body.take()?, p.progress.clone())));
+    let Some((mut body, progress)) = taken else {
         return Ok(false);
     };
     let accepted = shared.conn().on_receive_data(&prefix);
@@ -634,6 +801,7 @@ async fn read_data_direct<R: AsyncRead + Unpin>(
     let held = buf.len().min(prefix.payload_len);
     body.extend_from_slice(&buf[..held]);
     buf.advance(held);
+    shared.touch(&progress);
     let mut left = prefix.payload_len - held;
     while left > 0 {
         // Into the spare capacity (uninitialised, not zeroed first).
@@ -643,6 +811,8 @@ async fn read_data_direct<R: AsyncRead + Unpin>(
             Ok(n) => left -= n,
             Err(e) => return Err(format!("read failed: {e}")),
         }
+        // Bytes of a large piece arriving are progress too (a slow but steady response).
+        shared.touch(&progress);
     }
     let mut pending = shared.pending();
     if prefix.last {
@@ -672,7 +842,11 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
         Ok(Accepted::Deliver) => {
             match frame {
                 Frame::DataHeader(h) => {
+                    shared.touch_connection();
                     if let Some(p) = shared.pending().get_mut(&h.request_id) {
+                        p.progress.started.store(true, Ordering::Relaxed);
+                        shared.touch(&p.progress);
+                        p.progress.header.notify_one();
                         // total_len is bounded by our max_response_len (checked by the state
                         // machine before delivery), so reserving it whole is bounded; it saves
                         // the copies of growing the buffer. Pages are touched only as Data
@@ -682,8 +856,10 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
                     }
                 }
                 Frame::Data(d) => {
+                    shared.touch_connection();
                     let mut pending = shared.pending();
                     if let Some(p) = pending.get_mut(&d.request_id) {
+                        shared.touch(&p.progress);
                         if let Some(body) = p.body.as_mut() {
                             body.extend_from_slice(&d.payload);
                         }
@@ -696,11 +872,13 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), String> {
                     }
                 }
                 Frame::NotFound { request_id } => {
+                    shared.touch_connection();
                     if let Some(p) = shared.pending().remove(&request_id) {
                         let _ = p.reply.send(Err(PeerError::NotFound));
                     }
                 }
                 Frame::Error(e) => {
+                    shared.touch_connection();
                     if let Some(p) = shared.pending().remove(&e.request_id) {
                         let _ = p.reply.send(Err(PeerError::Remote {
                             code: e.code,

@@ -14,6 +14,8 @@ pub mod server;
 pub mod singleflight;
 pub mod tls;
 
+use std::time::Duration;
+
 use wire::{ErrorCode, FrameError, ProtocolError};
 
 pub use book::{PeerBook, PeerBookStats};
@@ -44,15 +46,39 @@ pub enum PeerError {
     /// The peer answered the request with an Error frame.
     #[error("peer error {code}: {message}")]
     Remote { code: ErrorCode, message: String },
-    /// The operation did not finish in time.
+    /// The operation did not finish in time (connect, handshake, a request slot).
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// A request's deadline passed (it was cancelled): `0` says which.
+    #[error("request timed out: {0}")]
+    Deadline(Deadline),
     /// The connection is closed (by either side); `reason` says why.
     #[error("connection closed: {0}")]
     Closed(String),
     /// TLS configuration or handshake failure.
     #[error("tls: {0}")]
     Tls(String),
+}
+
+/// Which deadline of a request passed ([`PeerError::Deadline`]), with its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// No response frame (DataHeader, NotFound or Error) arrived within this.
+    FirstFrame(Duration),
+    /// After the DataHeader, no payload arrived for this long.
+    Stall(Duration),
+    /// The whole response did not arrive within this.
+    Whole(Duration),
+}
+
+impl std::fmt::Display for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Deadline::FirstFrame(d) => write!(f, "no response frame within {d:?}"),
+            Deadline::Stall(d) => write!(f, "the response stalled (no data for {d:?})"),
+            Deadline::Whole(d) => write!(f, "the response did not complete within {d:?}"),
+        }
+    }
 }
 
 impl PeerError {

@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod levels;
 mod peer;
+mod peer_deadlines;
 mod store;

@@ -545,7 +545,7 @@ fn hinted(x: &TestXorb, r: Range<u32>) -> FetchOptions {
     FetchOptions {
         upstream: Some(hint_for(x, r.clone())),
         chunk_hashes: Some(x.hashes(r)),
-        timeout: None,
+        ..FetchOptions::default()
     }
 }
 
@@ -641,13 +641,13 @@ async fn request_timeout_cancels_and_the_connection_stays_usable() {
             byte_start: 0,
             byte_end: 9,
         }),
-        chunk_hashes: None,
         timeout: Some(Duration::from_millis(200)),
+        ..FetchOptions::default()
     };
     let missing = MerkleHash::from_bytes([4; 32]);
     assert!(matches!(
         client.fetch_with(&missing, 0..1, opts).await,
-        Err(PeerError::Timeout(_))
+        Err(PeerError::Deadline(xorbstore::peer::Deadline::Whole(_)))
     ));
     assert_eq!(
         &client.fetch(&xh, 0..4, None).await.unwrap()[..],
