@@ -65,9 +65,9 @@ pub struct SwarmArgs {
     /// and `/healthz` while the pull runs (`127.0.0.1:9472`; default: nowhere).
     #[arg(long, env = env_vars::ZEST_METRICS_LISTEN)]
     pub metrics_listen: Option<String>,
-    /// Ranges the whole swarm of this repo fetches from upstream at once when the tracker knows
-    /// no edge (0: no limit). Few at a time finish sooner and are shared sooner; all at once
-    /// finish together at the end.
+    /// Ranges the whole swarm of this repo fetches from upstream (or through an edge) at once
+    /// (0: no limit). Few at a time finish sooner and are shared sooner; all at once finish
+    /// together at the end, each slower than a request may take.
     #[arg(long, env = env_vars::ZEST_SWARM_UPSTREAM_FETCHES, default_value_t = DEFAULT_SWARM_UPSTREAM_FETCHES)]
     pub swarm_upstream_fetches: u32,
 }
