@@ -104,6 +104,9 @@ pub struct Fleet {
     book: Option<Arc<PeerBook>>,
     /// Peer ids the tracker gave, by address.
     names: Mutex<HashMap<SocketAddr, String>>,
+    /// Peers the tracker named as holders of something (they deliver what they claim), at
+    /// most [`MAX_NAMES`].
+    delivered: Mutex<HashSet<String>>,
     /// Bytes fetched from holders the book named.
     pex_bytes: AtomicU64,
 }
@@ -175,6 +178,7 @@ impl Fleet {
             claim_group: None,
             book: None,
             names: Mutex::new(HashMap::new()),
+            delivered: Mutex::new(HashSet::new()),
             pex_bytes: AtomicU64::new(0),
         }
     }
@@ -301,6 +305,15 @@ impl Fleet {
         self.scheduler.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the tracker ever named peer `id` as a holder in this pull: it has delivered
+    /// ranges it fetched (a claimer that never does is a staller).
+    pub fn has_delivered(&self, id: &str) -> bool {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
     /// The local xorb store, if the pull has one.
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
@@ -343,7 +356,7 @@ impl Fleet {
 
     /// Marks `source` as having sent bad bytes: it is not asked again.
     pub fn blame(&self, source: &Source, why: &str) {
-        tracing::warn!(source = %source.label(), why, "source sent bad bytes; avoiding it");
+        tracing::warn!(source = %source.label(), why, "source misbehaved; avoiding it");
         self.blame.add(source, why);
         self.scheduler().drop_source(source.key());
     }
@@ -360,6 +373,14 @@ impl Fleet {
     /// unclaimed).
     pub async fn lookup(&self, units: &[Unit]) -> Vec<Vec<Holder>> {
         let mut out = self.lookups.holders(units).await;
+        {
+            let mut d = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+            for h in out.iter().flatten() {
+                if d.len() < MAX_NAMES && !d.contains(&h.id) {
+                    d.insert(h.id.clone());
+                }
+            }
+        }
         let Some(book) = &self.book else { return out };
         for (unit, holders) in units.iter().zip(out.iter_mut()) {
             let peers = holders

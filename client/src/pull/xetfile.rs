@@ -277,8 +277,8 @@ const SWARM_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// stalls, or it is an attacker renewing claims forever) so costs at most one such wait per
 /// pull, not a hang: it is dropped as a source the first time, and every other unit it holds
 /// goes upstream at once.
-const SWARM_WAIT_BASE: std::time::Duration = std::time::Duration::from_secs(10);
-const SWARM_WAIT_MIN_RATE: u64 = 2_000_000;
+const SWARM_WAIT_BASE: std::time::Duration = std::time::Duration::from_secs(30);
+const SWARM_WAIT_MIN_RATE: u64 = 1_000_000;
 
 /// The longest a wait for `bytes` from the swarm lasts (see [`SWARM_WAIT_BASE`]).
 fn swarm_wait_limit(bytes: u64) -> std::time::Duration {
@@ -469,12 +469,18 @@ impl Ctx<'_> {
                     tracing::debug!(xorb = %unit.xorb, "the swarm's upstream fetches are all taken; waiting");
                 }
                 crate::fleet::Claim::Held { holder, .. } if late => {
-                    // Claims renewed for longer than the range takes: the claimer stalls or
-                    // lies. Stop waiting for it, here and for every other range it holds.
-                    self.sources.blame(
-                        &Source::Peer(holder),
-                        "held a claim on a range for longer than fetching it takes",
-                    );
+                    // Claims renewed for longer than the range takes. A claimer that delivered
+                    // other ranges is slow (a busy origin link): fetch this one ourselves. One
+                    // that never delivered anything stalls or lies: stop waiting for it, here
+                    // and for every other range it holds.
+                    if self.sources.has_delivered(&holder) {
+                        tracing::info!(xorb = %unit.xorb, %holder, "another machine's upstream fetch of this range takes too long; fetching it too");
+                    } else {
+                        self.sources.blame(
+                            &Source::Peer(holder),
+                            "held a claim on a range for longer than fetching it takes",
+                        );
+                    }
                     return Ok((slot, Vec::new(), None));
                 }
                 crate::fleet::Claim::Held { holder, left_ms } => {
