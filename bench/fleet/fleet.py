@@ -37,10 +37,10 @@ Each run starts a fresh tracker (with a fresh database and Redis when it uses th
 client's files are compared byte for byte with the origin's; the lab's namespaces and processes
 are removed on exit, error, Ctrl-C and SIGTERM.
 
-Defaults (N = 8, E = 1, 256 MiB model, origin up 100 Mbit/s, edge up 500 Mbit/s, clients
+Defaults (N = 8, E = 1, a 2 GiB model, origin up 100 Mbit/s, edge up 500 Mbit/s, clients
 250 Mbit/s each way) keep the lab's traffic at most ~60 MB/s in total, so a run is bound by its
-links, not by 2 cores, and a full report (3 runs + 4 faults) takes about 12 minutes; the issue's
-2 GB model at these caps would make the `hf` run alone 22 minutes (`--size 2G` gives it).
+links, not by 2 cores. At 2 GiB the `hf` run alone takes about 24 minutes and a zest run about 5;
+`--size 256M` gives the quick report (every run and fault in about 15 minutes).
 Latency (netem) is off by default: the project's VM kernel has no sch_netem.
 
 Prints one table (markdown) and writes --json (every completion time, for bench/fleet/plot.py).
@@ -686,8 +686,8 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", "--clients", type=int, default=8)
     p.add_argument("-e", "--edges", type=int, default=1)
-    p.add_argument("--size", type=parse_size, default=parse_size("256M"),
-                   help="model bytes (suffix K, M, G), default 256M")
+    p.add_argument("--size", type=parse_size, default=parse_size("2G"),
+                   help="model bytes (suffix K, M, G), default 2G (256M for a quick report)")
     p.add_argument("--shards", type=int, default=2, help="safetensors shards (plus one GGUF)")
     p.add_argument("--origin-up", default="100mbit", help="origin uplink (the WAN link)")
     p.add_argument("--edge-up", default="500mbit")
