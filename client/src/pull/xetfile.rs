@@ -280,6 +280,12 @@ const SWARM_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 const SWARM_WAIT_BASE: std::time::Duration = std::time::Duration::from_secs(30);
 const SWARM_WAIT_MIN_RATE: u64 = 1_000_000;
 
+/// How long a unit waits for a free lease in the swarm's group of upstream fetches before it
+/// claims outside the group. Long: a paced swarm legitimately keeps units waiting for the group
+/// while the origin link carries the others (a 2 GB model at 100 Mbit/s: minutes); it only
+/// bounds a group whose leases someone keeps taken.
+const SWARM_GROUP_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The longest a wait for `bytes` from the swarm lasts (see [`SWARM_WAIT_BASE`]).
 fn swarm_wait_limit(bytes: u64) -> std::time::Duration {
     SWARM_WAIT_BASE
@@ -433,7 +439,9 @@ impl Ctx<'_> {
         let ttl = CLAIM_TTL.as_millis() as u64;
         let mut wait = SWARM_WAIT_FIRST;
         let limit = swarm_wait_limit(unit.expected_bytes());
-        let mut give_up = std::time::Instant::now() + limit;
+        let group_give_up = std::time::Instant::now() + SWARM_GROUP_WAIT;
+        // The claimer waited for, and since when: its clock starts when it is first seen.
+        let mut waiting_for: Option<(String, std::time::Instant)> = None;
         // Paced (in the swarm's group of upstream fetches) until the group stayed full too long.
         let mut what = ClaimFor::Fetch;
         loop {
@@ -449,26 +457,29 @@ impl Ctx<'_> {
             if !found.is_empty() {
                 return Ok((slot, found, None));
             }
-            let late = std::time::Instant::now() >= give_up;
+            let now = std::time::Instant::now();
             match self.sources.claim(unit, ttl, what).await {
                 crate::fleet::Claim::Granted => {
                     let lease = Lease::keep(self.sources, unit, what);
                     return Ok((slot, Vec::new(), Some(lease)));
                 }
                 crate::fleet::Claim::Unavailable => return Ok((slot, Vec::new(), None)),
-                crate::fleet::Claim::Busy if late => {
+                crate::fleet::Claim::Busy if now >= group_give_up => {
                     // The group stayed full (a slow origin, or leases someone keeps taken):
                     // claim the range outside the group, still once for the whole swarm, and
                     // wait for whoever gets it as for any claimer.
                     tracing::info!(xorb = %unit.xorb, "the swarm's upstream fetches stayed taken too long; claiming outside the group");
                     what = ClaimFor::Unpaced;
-                    give_up = std::time::Instant::now() + limit;
                     continue;
                 }
                 crate::fleet::Claim::Busy => {
                     tracing::debug!(xorb = %unit.xorb, "the swarm's upstream fetches are all taken; waiting");
                 }
-                crate::fleet::Claim::Held { holder, .. } if late => {
+                crate::fleet::Claim::Held { holder, .. }
+                    if waiting_for
+                        .as_ref()
+                        .is_some_and(|(h, since)| *h == holder && now >= *since + limit) =>
+                {
                     // Claims renewed for longer than the range takes. A claimer that delivered
                     // other ranges is slow (a busy origin link): fetch this one ourselves. One
                     // that never delivered anything stalls or lies: stop waiting for it, here
@@ -487,6 +498,9 @@ impl Ctx<'_> {
                     // A claimer this pull cannot reach will not be able to give it the range.
                     if !self.sources.is_usable(&holder) {
                         return Ok((slot, Vec::new(), None));
+                    }
+                    if waiting_for.as_ref().is_none_or(|(h, _)| *h != holder) {
+                        waiting_for = Some((holder.clone(), now));
                     }
                     tracing::debug!(xorb = %unit.xorb, %holder, left_ms, "another machine is fetching this range upstream; waiting for it");
                 }
