@@ -87,13 +87,33 @@ impl Machine {
         )
     }
 
-    /// Every file of `files` is in the snapshot with the right bytes.
-    pub(super) fn assert_identical(&self, files: &BTreeMap<String, Vec<u8>>) {
+    /// The snapshot folder of the pulled revision.
+    fn snapshot(&self) -> PathBuf {
         let repo = self.dir.join("hf/hub/models--acme--swarm");
         let commit = fs::read_to_string(repo.join("refs/main")).expect("refs/main");
+        repo.join("snapshots").join(commit)
+    }
+
+    /// The cache blob behind `path` of the snapshot.
+    fn blob(&self, path: &str) -> PathBuf {
+        fs::canonicalize(self.snapshot().join(path)).expect("blob")
+    }
+
+    /// Alters one byte in the middle of every weight blob (what a lying seed then serves).
+    fn alter_weights(&self, files: &BTreeMap<String, Vec<u8>>) {
+        for p in files
+            .keys()
+            .filter(|p| p.ends_with(".bin") || p.ends_with(".safetensors"))
+        {
+            flip_a_byte(&self.blob(p), |len| len / 2);
+        }
+    }
+
+    /// Every file of `files` is in the snapshot with the right bytes.
+    pub(super) fn assert_identical(&self, files: &BTreeMap<String, Vec<u8>>) {
+        let snap = self.snapshot();
         for (p, d) in files {
-            let got = fs::read(repo.join("snapshots").join(&commit).join(p))
-                .unwrap_or_else(|e| panic!("{p}: {e}"));
+            let got = fs::read(snap.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
             assert_eq!(
                 hex::encode(Sha256::digest(&got)),
                 hex::encode(Sha256::digest(d)),
@@ -380,21 +400,7 @@ fn with_a_chunk_manifest_a_lying_peer_is_caught_at_its_first_range() {
         liar.pull(&origin.base, &tracker.base, "liar", &[]),
         "the liar's pull",
     );
-    let snap = liar.dir.join("hf/hub/models--acme--swarm/snapshots");
-    let commit = fs::read_dir(&snap)
-        .expect("snapshots")
-        .next()
-        .expect("one snapshot")
-        .expect("entry")
-        .path();
-    for p in files
-        .keys()
-        .filter(|p| p.ends_with(".bin") || p.ends_with(".safetensors"))
-    {
-        flip_a_byte(&fs::canonicalize(commit.join(p)).expect("blob"), |len| {
-            len / 2
-        });
-    }
+    liar.alter_weights(&files);
     let _liar = seed(&liar, &tracker.base, "liar", &[]);
 
     let victim = Machine::new("victim");
@@ -567,20 +573,7 @@ fn a_pull_with_a_zone_takes_from_its_own_zone_first() {
         liar.pull(&origin.base, &tracker.base, "liar", &["--no-serve"]),
         "the liar's pull",
     );
-    let commit = fs::read_to_string(liar.dir.join("hf/hub/models--acme--swarm/refs/main"))
-        .expect("refs/main");
-    let snap = liar
-        .dir
-        .join("hf/hub/models--acme--swarm/snapshots")
-        .join(commit);
-    for p in files
-        .keys()
-        .filter(|p| p.ends_with(".bin") || p.ends_with(".safetensors"))
-    {
-        flip_a_byte(&fs::canonicalize(snap.join(p)).expect("blob"), |len| {
-            len / 2
-        });
-    }
+    liar.alter_weights(&files);
     let _honest = seed(&honest, &tracker.base, "honest", &["--zone", "rack-b"]);
     let _liar = seed(&liar, &tracker.base, "liar", &["--zone", "rack-a"]);
     let peers = zest_testkit::http_get(tracker.base.trim_start_matches("http://"), "/v1/peers")
@@ -697,14 +690,7 @@ fn in_the_first_wave_a_lie_costs_about_one_more_copy_of_the_file_not_one_per_mac
         liar.pull(&origin.base, &elsewhere.base, "liar", &["--no-serve"]),
         "the liar's pull",
     );
-    let commit = fs::read_to_string(liar.dir.join("hf/hub/models--acme--swarm/refs/main"))
-        .expect("refs/main");
-    let big = liar
-        .dir
-        .join("hf/hub/models--acme--swarm/snapshots")
-        .join(commit)
-        .join("big.safetensors");
-    let big = fs::canonicalize(big).expect("blob");
+    let big = liar.blob("big.safetensors");
     // One byte in its first xorb (a whole-xorb range: proven wrong on arrival), one in its tail
     // (pending: only the file hash shows it).
     flip_a_byte(&big, |len| len / 4);

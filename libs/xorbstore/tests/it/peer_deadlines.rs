@@ -142,6 +142,34 @@ async fn a_server_that_never_sends_its_handshake_fails_within_the_handshake_time
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
+/// A fetch through `c` (configured with a 500 ms deadline) fails with the deadline `which`
+/// accepts, whose message says `says`, well before the whole limit, and the server saw the
+/// Cancel (reported on `seen`).
+async fn misses_its_deadline(
+    c: &PeerClient,
+    seen: &mut mpsc::UnboundedReceiver<bool>,
+    says: &str,
+    which: impl Fn(&Deadline) -> bool,
+) {
+    let started = Instant::now();
+    let r = c.fetch_with(&xorb(), 0..1, FetchOptions::default()).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(&r, Err(PeerError::Deadline(d)) if which(d)),
+        "{r:?}"
+    );
+    assert!(
+        r.unwrap_err().to_string().contains(says),
+        "the error says which deadline passed"
+    );
+    assert!(took >= Duration::from_millis(500), "took {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?} (whole: {WHOLE:?})"
+    );
+    assert_eq!(seen.recv().await, Some(true), "the request was cancelled");
+}
+
 #[tokio::test]
 async fn a_server_that_never_answers_fails_within_the_first_frame_deadline() {
     let (seen, mut seen_rx) = mpsc::unbounded_channel();
@@ -155,27 +183,10 @@ async fn a_server_that_never_answers_fails_within_the_first_frame_deadline() {
     })
     .await;
     let c = client(addr, Duration::from_millis(500), WHOLE).await;
-    let started = Instant::now();
-    let r = c.fetch_with(&xorb(), 0..1, FetchOptions::default()).await;
-    let took = started.elapsed();
-    assert!(
-        matches!(r, Err(PeerError::Deadline(Deadline::FirstFrame(_)))),
-        "{r:?}"
-    );
-    assert!(
-        r.unwrap_err().to_string().contains("no response frame"),
-        "the error says which deadline passed"
-    );
-    assert!(took >= Duration::from_millis(500), "took {took:?}");
-    assert!(
-        took < Duration::from_secs(10),
-        "took {took:?} (whole: {WHOLE:?})"
-    );
-    assert_eq!(
-        seen_rx.recv().await,
-        Some(true),
-        "the request was cancelled"
-    );
+    misses_its_deadline(&c, &mut seen_rx, "no response frame", |d| {
+        matches!(d, Deadline::FirstFrame(_))
+    })
+    .await;
     // A per-request override is honoured too.
     let started = Instant::now();
     let opts = FetchOptions {
@@ -213,27 +224,10 @@ async fn a_response_that_stalls_after_one_piece_fails_within_the_stall_deadline(
     })
     .await;
     let c = client(addr, WHOLE, Duration::from_millis(500)).await;
-    let started = Instant::now();
-    let r = c.fetch_with(&xorb(), 0..1, FetchOptions::default()).await;
-    let took = started.elapsed();
-    assert!(
-        matches!(r, Err(PeerError::Deadline(Deadline::Stall(_)))),
-        "{r:?}"
-    );
-    assert!(
-        r.unwrap_err().to_string().contains("stalled"),
-        "the error says which deadline passed"
-    );
-    assert!(took >= Duration::from_millis(500), "took {took:?}");
-    assert!(
-        took < Duration::from_secs(10),
-        "took {took:?} (whole: {WHOLE:?})"
-    );
-    assert_eq!(
-        seen_rx.recv().await,
-        Some(true),
-        "the request was cancelled"
-    );
+    misses_its_deadline(&c, &mut seen_rx, "stalled", |d| {
+        matches!(d, Deadline::Stall(_))
+    })
+    .await;
 }
 
 #[tokio::test]
